@@ -1,0 +1,390 @@
+"""Measurement as library code: saved bytes, tracked and peak memory, forward/backward time.
+
+Every measurement returns a *tidy row* (a plain dict, one per configuration) with the columns in
+:data:`COLUMNS`; :func:`to_frame` turns rows into a pandas DataFrame. An out-of-memory run or an
+error becomes a row with ``status="oom"`` / ``"error"``, never an exception.
+
+What is counted
+---------------
+- ``saved_bytes``: bytes that autograd saves for backward during the forward, counted with
+  ``torch.autograd.graph.saved_tensors_hooks`` and deduplicated by storage. Storages shared with
+  the measured input, with the output, or with parameters are reported separately
+  (``saved_input_bytes``, ``saved_output_bytes``, ``saved_param_bytes``): in a network the next layer
+  stores the output anyway, so only ``saved_bytes`` is the piece's own cost. The hooks do not see
+  what ``torch.utils.checkpoint`` keeps in its own frame, so:
+- ``act_bytes``: activation bytes alive after the forward, tracked at the allocator level by
+  ``torch.distributed._tools.mem_tracker.MemTracker`` (works on CPU; inputs are created inside the
+  tracked region). ``peak_bytes``: its peak over forward + backward.
+- ``cuda_peak_bytes``: ``torch.cuda.max_memory_allocated`` over the step (NaN on CPU).
+- times: medians over ``repeats`` runs after ``warmup`` runs, with ``torch.cuda.synchronize`` /
+  CUDA events on GPU; ``bwd_ms_iqr`` is the interquartile range.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import torch
+from torch import nn
+
+__all__ = [
+    "COLUMNS", "SavedBytes", "saved_tensor_bytes", "Case", "measure_cases", "measure",
+    "node_case", "measure_node", "measure_nodes", "node_factory", "to_frame", "device_name",
+    "is_oom", "parse_dtype",
+]
+
+COLUMNS = [
+    "kind", "mode", "label", "arch", "T", "batch", "shape", "dtype", "device", "device_name",
+    "torch_version", "saved_bytes", "saved_input_bytes", "saved_output_bytes", "saved_param_bytes",
+    "act_bytes", "peak_bytes", "cuda_peak_bytes", "fwd_ms", "bwd_ms", "bwd_ms_iqr", "step_ms",
+    "repeats", "status", "error",
+]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
+           "float16": torch.float16, "fp32": torch.float32, "fp64": torch.float64,
+           "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def parse_dtype(dtype) -> torch.dtype:
+    """``"float32"``/``"fp32"``/``torch.float32`` -> ``torch.float32``; ValueError otherwise."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).replace("torch.", "")]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from {sorted(set(_DTYPES))}") from None
+
+
+def device_name(device) -> str:
+    """Human-readable device name: the GPU's name, or the CPU's."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for CUDA and CPU out-of-memory errors."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, MemoryError)) and (
+        "out of memory" in text or "can't allocate memory" in text
+        or "not enough memory" in text or isinstance(exc, MemoryError))
+
+
+@dataclass(frozen=True)
+class SavedBytes:
+    """Bytes saved for backward, deduplicated by storage, split by what they share storage with."""
+
+    own: int
+    shared_input: int
+    shared_output: int
+    params: int
+    n_storages: int
+
+    @property
+    def total(self) -> int:
+        return self.own + self.shared_input + self.shared_output + self.params
+
+
+def _storage_key(t: torch.Tensor):
+    s = t.untyped_storage()
+    return (t.device.type, t.device.index, s.data_ptr()), s.nbytes()
+
+
+def saved_tensor_bytes(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor,
+                       params: Iterable[torch.Tensor] = ()):
+    """Run ``fn(*inputs)`` and count what autograd saves for its backward.
+
+    Returns ``(output, SavedBytes)``. The output may be a tensor or a tuple of tensors.
+
+    >>> import revsnn
+    >>> x = torch.randn(4, 2, 8, requires_grad=True)
+    >>> _, sb = saved_tensor_bytes(revsnn.ReversibleLIF(), x)
+    >>> sb.own == 2 * 8 * 4          # the final membranes: one [B, C] fp32 snapshot
+    True
+    """
+    seen: dict = {}
+    keep: list = []
+
+    def pack(t: torch.Tensor):
+        key, nbytes = _storage_key(t)
+        seen[key] = nbytes
+        keep.append(t)  # keep storages alive until classified so their addresses stay unique
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    keys_in = {_storage_key(t)[0] for t in inputs if isinstance(t, torch.Tensor)}
+    keys_out = {_storage_key(t)[0] for t in outs if isinstance(t, torch.Tensor)}
+    keys_par = {_storage_key(t)[0] for t in params}
+    own = s_in = s_out = s_par = 0
+    for key, nbytes in seen.items():
+        if key in keys_par:
+            s_par += nbytes
+        elif key in keys_in:
+            s_in += nbytes
+        elif key in keys_out:
+            s_out += nbytes
+        else:
+            own += nbytes
+    keep.clear()
+    return out, SavedBytes(own, s_in, s_out, s_par, len(seen))
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _Timer:
+    """Wall clock on CPU, CUDA events on GPU (milliseconds)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            self.start, self.end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.end.record()
+            torch.cuda.synchronize(self.device)
+            self.ms = self.start.elapsed_time(self.end)
+        else:
+            self.ms = (time.perf_counter() - self.t0) * 1e3
+
+
+def _median_iqr(values):
+    if not values:
+        return math.nan, math.nan
+    if len(values) < 4:
+        return statistics.median(values), max(values) - min(values)
+    q = statistics.quantiles(values, n=4)
+    return statistics.median(values), q[2] - q[0]
+
+
+def _tracked_memory(module: nn.Module, make_input, loss_fn, device) -> tuple[int, int]:
+    """(activation bytes alive after forward, peak bytes over forward + backward) via MemTracker."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+    mt = MemTracker()
+    mt.track_external(module)
+    with mt:
+        x = make_input()
+        out = module(x)
+        snap = mt.get_tracker_snapshot()
+        loss_fn(out).backward()
+        del out, x
+    peak = mt.get_tracker_snapshot("peak")
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    act = sum(v for k, v in snap.get(dev, {}).items() if getattr(k, "name", "") == "ACT")
+    return int(act), int(peak.get(dev, {}).get("Total", 0))
+
+
+class Case:
+    """One configuration to measure: a module builder, an input maker, a loss and row metadata."""
+
+    def __init__(self, build: Callable[[], nn.Module], make_input: Callable[[], torch.Tensor], *,
+                 loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 device="cpu", **meta):
+        self.build, self.make_input, self.device = build, make_input, torch.device(device)
+        self.loss_fn = loss_fn
+        self.meta = meta
+        self.module: Optional[nn.Module] = None
+        self.row: dict = {}
+        self.fwd: list = []
+        self.bwd: list = []
+
+    def default_loss(self, out: torch.Tensor) -> torch.Tensor:
+        w = getattr(self, "_w", None)
+        if w is None or w.shape != out.shape:
+            g = torch.Generator(device="cpu").manual_seed(0)
+            self._w = w = torch.randn(out.shape, generator=g).to(out.device, out.dtype)
+        return (out * w).sum()
+
+    def loss(self, out):
+        return (self.loss_fn or self.default_loss)(out)
+
+
+def _new_row(case: Case, repeats: int) -> dict:
+    row = {c: math.nan for c in COLUMNS}
+    meta = dict(case.meta)
+    meta.setdefault("label", meta.get("mode", ""))
+    meta["dtype"] = str(meta.get("dtype", "float32")).replace("torch.", "")
+    row.update(kind="node", mode="", arch="", T=0, batch=0, shape="")
+    row.update(meta)
+    row.update(device=str(case.device), device_name=device_name(case.device),
+               torch_version=torch.__version__, repeats=repeats, status="ok", error="")
+    return row
+
+
+def _fail(case: Case, exc: BaseException):
+    case.row["status"] = "oom" if is_oom(exc) else "error"
+    case.row["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    case.module = None
+    if case.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _measure_memory(case: Case, track_memory: bool):
+    case.module = case.build()
+    params = list(case.module.parameters()) + list(case.module.buffers())
+    x = case.make_input()
+    _, sb = saved_tensor_bytes(lambda inp: case.module(inp), x, params=params)
+    case.row.update(saved_bytes=sb.own, saved_input_bytes=sb.shared_input,
+                    saved_output_bytes=sb.shared_output, saved_param_bytes=sb.params)
+    del x, _
+    if track_memory:
+        case.row["act_bytes"], case.row["peak_bytes"] = _tracked_memory(
+            case.module, case.make_input, case.loss, case.device)
+
+
+def _time_once(case: Case, record: bool):
+    dev = case.device
+    case.module.zero_grad(set_to_none=True)
+    x = case.make_input()
+    if dev.type == "cuda":
+        _sync(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+    with _Timer(dev) as tf:
+        loss = case.loss(case.module(x))
+    with _Timer(dev) as tb:
+        loss.backward()
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) - base
+        old = case.row["cuda_peak_bytes"]
+        case.row["cuda_peak_bytes"] = peak if math.isnan(old) else max(old, peak)
+    if record:
+        case.fwd.append(tf.ms)
+        case.bwd.append(tb.ms)
+
+
+def measure_cases(cases, *, repeats: int = 5, warmup: int = 1, track_memory: bool = True,
+                  on_row: Optional[Callable[[dict], None]] = None) -> list:
+    """Measure several configurations side by side; returns one row per case.
+
+    Memory is measured case by case (it is deterministic); times are taken round-robin (every
+    repetition runs every case once, in turn) so that machine noise hits all cases alike and the
+    ratios between them hold. A case that runs out of memory or fails becomes a row with
+    ``status`` "oom"/"error"; the others go on. ``on_row`` is called with each finished row.
+    """
+    cases = list(cases)
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    for case in cases:
+        case.row = _new_row(case, repeats)
+        case.fwd, case.bwd = [], []
+        try:
+            _measure_memory(case, track_memory)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a row
+            _fail(case, exc)
+    for i in range(warmup + repeats):
+        for case in cases:
+            if case.module is None:
+                continue
+            try:
+                _time_once(case, record=i >= warmup)
+            except Exception as exc:  # noqa: BLE001
+                _fail(case, exc)
+    rows = []
+    for case in cases:
+        if case.row["status"] == "ok":
+            case.row["fwd_ms"], _ = _median_iqr(case.fwd)
+            case.row["bwd_ms"], case.row["bwd_ms_iqr"] = _median_iqr(case.bwd)
+            case.row["step_ms"], _ = _median_iqr([f + b for f, b in zip(case.fwd, case.bwd)])
+        case.module = None
+        rows.append(case.row)
+        if on_row is not None:
+            on_row(case.row)
+    return rows
+
+
+def measure(build: Callable[[], nn.Module], make_input: Callable[[], torch.Tensor], *,
+            loss_fn=None, device="cpu", repeats: int = 5, warmup: int = 1,
+            track_memory: bool = True, **meta) -> dict:
+    """Measure one configuration (see :func:`measure_cases`); returns its row.
+
+    ``meta`` fills the row's descriptive columns: kind, mode, label, arch, T, batch, shape, dtype.
+    """
+    case = Case(build, make_input, loss_fn=loss_fn, device=device, **meta)
+    return measure_cases([case], repeats=repeats, warmup=warmup, track_memory=track_memory)[0]
+
+
+def node_factory(mode: str, **node_kwargs) -> Callable[[], nn.Module]:
+    """A zero-argument builder for ``mode``: a MemoryMode value or ``"spikingjelly"``."""
+    from .modes import make_node
+    if mode == "spikingjelly":
+        from .baselines import SpikingJellyLIF
+        return lambda: SpikingJellyLIF(**node_kwargs)
+    return lambda: make_node(mode, **node_kwargs)
+
+
+def _mode_label(mode: str) -> str:
+    from .modes import MemoryMode
+    if mode == "spikingjelly":
+        return "SpikingJelly LIFNode"
+    return MemoryMode.parse(mode).label
+
+
+def node_case(mode, *, T: int = 8, batch: int = 64, neurons: int = 4096, dtype="float32",
+              device="cpu", **node_kwargs) -> Case:
+    """A :class:`Case` for one node on input ``[T, batch, neurons]`` (inputs N(0, 1.5²))."""
+    from .modes import MemoryMode
+    mode = "spikingjelly" if str(mode) == "spikingjelly" else MemoryMode.parse(mode).value
+    for name, val in (("T", T), ("batch", batch), ("neurons", neurons)):
+        if int(val) < 1:
+            raise ValueError(f"{name} must be >= 1, got {val}")
+    tdtype = parse_dtype(dtype)
+    dev = torch.device(device)
+    build = node_factory(mode, **node_kwargs)
+
+    def make_input():
+        g = torch.Generator(device="cpu").manual_seed(1)
+        x = torch.randn(T, batch, neurons, generator=g) * 1.5
+        return x.to(dev, tdtype).requires_grad_()
+
+    return Case(lambda: build().to(dev), make_input, device=dev, kind="node", mode=mode,
+                label=_mode_label(mode), arch="node", T=T, batch=batch,
+                shape=f"[{T}, {batch}, {neurons}]", dtype=str(tdtype).replace("torch.", ""))
+
+
+def measure_node(mode, *, repeats: int = 5, warmup: int = 1, track_memory: bool = True,
+                 **kw) -> dict:
+    """Measure one node; ``mode`` is a :class:`~revsnn.MemoryMode` (or value) or "spikingjelly"."""
+    return measure_cases([node_case(mode, **kw)], repeats=repeats, warmup=warmup,
+                         track_memory=track_memory)[0]
+
+
+def measure_nodes(modes, *, Ts=(8,), batches=(64,), neurons: int = 4096, repeats: int = 5,
+                  warmup: int = 1, track_memory: bool = True, on_row=None, **kw) -> list:
+    """One row per (T, batch, mode); for each (T, batch) all modes are timed side by side."""
+    rows = []
+    for T in Ts:
+        for batch in batches:
+            cases = [node_case(m, T=T, batch=batch, neurons=neurons, **kw) for m in modes]
+            rows += measure_cases(cases, repeats=repeats, warmup=warmup,
+                                  track_memory=track_memory, on_row=on_row)
+    return rows
+
+
+def to_frame(rows):
+    """Rows -> pandas DataFrame with the columns of :data:`COLUMNS` first."""
+    import pandas as pd
+    df = pd.DataFrame(list(rows))
+    cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
+    return df[cols]

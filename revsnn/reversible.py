@@ -1,0 +1,509 @@
+"""The reversible spiking node :class:`ReversibleLIF`: exact inversion and three backward algorithms.
+
+NOTE [reversible node equations]
+================================
+The input ``X = [T, B, C, ...]`` is split along the channel dimension into two groups, X₁ = channels
+``[0, C/2)`` and X₂ = channels ``[C/2, C)``; neuron i of group 1 is paired with neuron i of group 2.
+Each group has a membrane V_g. All quantities live on a fixed-point grid of step δ = 2^-Q
+(``grid_bits`` = Q, chosen per dtype), written q(z) = δ·round(z/δ); q has the identity as its
+gradient (straight-through), so gradients are those of the forward as computed.
+
+One timestep is two symmetric halves of three equations each (β = 1/τ if ``decay_input`` else 1;
+a = ``coupling``, 1/τ by default; θ = V_th on the grid; ϑ = the spike amplitude, θ moved half a
+grid step off the grid, ϑ = θ + δ/2):
+
+    (E2.0)  X̄_g    = q(X_g)                                  inputs snapped to the grid
+    (E2.1)  H₁      = V₁ + q(β·X̄₁) − q(a·V₂)                charge group 1 (coupled to group 2)
+    (E2.2)  S₁      = Θ(H₁ − θ);   Y₁ = X̄₁ + ϑ·S₁           fire; real-valued output
+    (E2.3)  V₁'     = H₁ − θ·S₁                              soft reset
+    (E2.4)  H₂      = V₂ + q(β·X̄₂) + q(a·V₁')               charge group 2 (coupled to new V₁)
+    (E2.5)  S₂      = Θ(H₂ − θ);   Y₂ = X̄₂ + ϑ·S₂
+    (E2.6)  V₂'     = H₂ − θ·S₂
+
+Why it inverts. (E2.1) and (E2.4) are *additive* updates: each membrane changes by a function of
+values that are known when inverting (the input and the *other* group's membrane), so they need no
+division. The soft reset (E2.3) is not injective on its own (H and H − θ can land on the same V'),
+but the spike that selects between them is recorded in the output: X̄ is a multiple of δ and ϑ is an
+odd multiple of δ/2, so S = 1 exactly when Y/(δ/2) is odd. Walking back from (Y, V') at one step:
+
+    (E3.1)  S₂ = odd(Y₂/(δ/2));   X̄₂ = Y₂ − ϑ·S₂;   H₂ = V₂' + θ·S₂
+    (E3.2)  V₂ = H₂ − q(β·X̄₂) − q(a·V₁')
+    (E3.3)  S₁ = odd(Y₁/(δ/2));   X̄₁ = Y₁ − ϑ·S₁;   H₁ = V₁' + θ·S₁
+    (E3.4)  V₁ = H₁ − q(β·X̄₁) + q(a·V₂)
+
+Every operand is a multiple of δ/2 whose magnitude stays inside the dtype's exact-integer range
+(2^24 grid steps for fp32), so every addition and subtraction above is exact: inverting reproduces the
+forward *bit for bit*, for any T, and no threshold decision can flip. q(·) of the same operand is the
+same in forward and inverse because it is a deterministic elementwise function.
+
+Why it stays bounded. Without inputs and resets, (E2.1)+(E2.4) map (V₁, V₂) by
+[[1, −a], [a, 1 − a²]]: determinant 1 (volume-preserving) and trace 2 − a² with |trace| < 2 for
+0 < a < 2, i.e. a rotation by ω = arccos(1 − a²/2) in suitable coordinates. The standard LIF leak,
+a contraction that cannot be inverted without dividing by (1 − 1/τ), is replaced by this
+energy-preserving exchange between partner membranes; the soft resets remove θ whenever a membrane
+crosses threshold, and the rotation carries every large excursion into the firing region, so
+membranes stay in a band of a few times the input scale (see ``tests/test_reversible.py``). The
+naive coupling V̂ = V + H(1 − S), in contrast, doubles sub-threshold membranes each step.
+
+What is stored. The forward keeps no per-timestep tensor of its own: it saves the output Y (which the
+next layer stores anyway, so in a network it costs nothing extra) and the final membranes
+(V₁, V₂) at t = T: one ``[B, C, ...]`` snapshot, independent of T. An explicit initial state, if
+given, is saved too (it is needed for its gradient and for the drift check).
+
+NOTE [backward algorithms]
+==========================
+``backward="autograd"`` runs the equations under autograd and stores every intermediate (plain BPTT,
+the reference). ``"revnet"`` walks t = T-1 … 0, reconstructs (X̄, V) at step t with (E3.*), re-runs
+(E2.*) under autograd and calls ``torch.autograd.grad`` (the reversible-layer method of RevNet,
+revlib, memcnn). ``"fused"`` walks the same loop but computes the vector-Jacobian product directly
+from the quantities the inversion already produced (H, S), with no graph; with
+d_g = surrogate'(H_g − θ) and incoming gradients Ȳ_g, V̄_g' (from step t+1):
+
+    (E4.1)  H̄₂ = V̄₂'·(1 − θ·d₂) + Ȳ₂·ϑ·d₂
+    (E4.2)  X̄̄₂ = Ȳ₂ + β·H̄₂;   V̄₁'* = V̄₁' + a·H̄₂
+    (E4.3)  H̄₁ = V̄₁'*·(1 − θ·d₁) + Ȳ₁·ϑ·d₁
+    (E4.4)  X̄̄₁ = Ȳ₁ + β·H̄₁;   V̄₁ = H̄₁;   V̄₂ = H̄₂ − a·H̄₁
+
+NOTE [drift guard]
+==================
+Exactness rests on two preconditions: the saved output is unmodified and every value stays in the
+exact range. The backward checks both cheaply, without extra passes: the decoded Y/(δ/2) must be an
+integer, the recomputed decision Θ(H − θ) must agree with the decoded spike (a mismatch is a flipped
+spike), and the reconstructed state at t = 0 must equal the initial state. On failure it raises
+:class:`ReconstructionError` (``on_drift="raise"``, default) or warns (``"warn"``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from ._validation import check_sequence
+from .surrogate import Sigmoid, Surrogate
+
+__all__ = [
+    "ReversibleLIF", "RevLIFParams", "ReconstructionError", "BACKWARD_ALGORITHMS",
+    "quantize", "rev_step", "rev_step_inverse", "rev_step_vjp", "default_grid_bits",
+]
+
+BACKWARD_ALGORITHMS = ("autograd", "revnet", "fused")
+
+# Fractional bits of the fixed-point grid per dtype. The output needs one more bit (the spike's half
+# step), so |Y| must stay below 2^(significand bits - Q - 1): 2048 for fp32, 16 for bf16/fp16,
+# 2^28 for fp64. States are computed in fp32 for the half-precision dtypes.
+_GRID_BITS = {torch.float64: 24, torch.float32: 12, torch.float16: 6, torch.bfloat16: 3}
+_SIGNIFICAND_BITS = {torch.float64: 53, torch.float32: 24, torch.float16: 11, torch.bfloat16: 8}
+
+
+def default_grid_bits(dtype: torch.dtype) -> int:
+    """Fractional bits Q of the fixed-point grid used for ``dtype``."""
+    return _GRID_BITS[dtype]
+
+
+class ReconstructionError(RuntimeError):
+    """The backward's reconstruction disagreed with the forward (see NOTE [drift guard])."""
+
+
+class RevLIFParams(NamedTuple):
+    """Hyperparameters of the reversible node, already snapped to the grid.
+
+    input_scale: β in (E2.1)/(E2.4): 1/τ with ``decay_input``, else 1.
+    coupling: a, the rotation coupling between partner membranes, 0 < a < 2.
+    v_threshold: θ, a multiple of δ.
+    spike_scale: ϑ, an odd multiple of δ/2 (the spike amplitude in the output).
+    grid: δ = 2^-Q.
+    surrogate: surrogate gradient of Θ.
+    """
+
+    input_scale: float
+    coupling: float
+    v_threshold: float
+    spike_scale: float
+    grid: float
+    surrogate: Surrogate
+
+
+class _Quantize(torch.autograd.Function):
+    """q(z) = δ·round(z/δ) forward, identity backward (straight-through)."""
+
+    @staticmethod
+    def forward(z, grid):
+        return torch.round(z * (1.0 / grid)) * grid
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def quantize(z: torch.Tensor, grid: float) -> torch.Tensor:
+    """Snap ``z`` to multiples of ``grid`` (a power of two); straight-through gradient.
+
+    >>> quantize(torch.tensor([0.1, -0.3]), 0.25)
+    tensor([ 0.0000, -0.2500])
+    """
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _Quantize.apply(z, grid)
+    return torch.round(z * (1.0 / grid)) * grid
+
+
+def _spike(h: torch.Tensor, p: RevLIFParams) -> torch.Tensor:
+    return p.surrogate(h - p.v_threshold)
+
+
+def rev_step(x1, x2, v1, v2, p: RevLIFParams):
+    """One forward step (E2.0–E2.6): ``(X₁, X₂, V₁, V₂) -> (Y₁, Y₂, V₁', V₂')``.
+
+    Differentiable under autograd (the "autograd" and "revnet" backward use it as is).
+    """
+    q, g = quantize, p.grid
+    x1, x2 = q(x1, g), q(x2, g)                                         # (E2.0)
+    h1 = v1 + q(p.input_scale * x1, g) - q(p.coupling * v2, g)          # (E2.1)
+    s1 = _spike(h1, p)                                                  # (E2.2)
+    y1 = x1 + p.spike_scale * s1
+    v1 = h1 - p.v_threshold * s1                                        # (E2.3)
+    h2 = v2 + q(p.input_scale * x2, g) + q(p.coupling * v1, g)          # (E2.4)
+    s2 = _spike(h2, p)                                                  # (E2.5)
+    y2 = x2 + p.spike_scale * s2
+    v2 = h2 - p.v_threshold * s2                                        # (E2.6)
+    return y1, y2, v1, v2
+
+
+class _Inverted(NamedTuple):
+    x1: torch.Tensor
+    x2: torch.Tensor
+    v1: torch.Tensor  # state before the step
+    v2: torch.Tensor
+    h1: torch.Tensor
+    h2: torch.Tensor
+    flips: torch.Tensor      # number of recomputed decisions that disagree with the decoded spikes
+    off_grid: torch.Tensor   # number of outputs that are not multiples of δ/2
+
+
+def _decode_spike(y: torch.Tensor, p: RevLIFParams):
+    k = y / (p.grid / 2)                     # exact: division by a power of two
+    s = torch.remainder(k, 2.0)              # 1 where k is odd, 0 where even (k integer)
+    off = (s != 0) & (s != 1)
+    return s, off
+
+
+def rev_step_inverse(y1, y2, v1n, v2n, p: RevLIFParams) -> _Inverted:
+    """Invert one step (E3.1–E3.4) from the outputs and the post-step membranes."""
+    q, g = quantize, p.grid
+    s2, off2 = _decode_spike(y2, p)                                      # (E3.1)
+    x2 = y2 - p.spike_scale * s2
+    h2 = v2n + p.v_threshold * s2
+    v2 = h2 - q(p.input_scale * x2, g) - q(p.coupling * v1n, g)          # (E3.2)
+    s1, off1 = _decode_spike(y1, p)                                      # (E3.3)
+    x1 = y1 - p.spike_scale * s1
+    h1 = v1n + p.v_threshold * s1
+    v1 = h1 - q(p.input_scale * x1, g) + q(p.coupling * v2, g)          # (E3.4)
+    flips = ((h1 >= p.v_threshold).to(s1.dtype) != s1).sum() \
+        + ((h2 >= p.v_threshold).to(s2.dtype) != s2).sum()
+    return _Inverted(x1, x2, v1, v2, h1, h2, flips, off1.sum() + off2.sum())
+
+
+def rev_step_vjp(h1, h2, gy1, gy2, gv1n, gv2n, p: RevLIFParams):
+    """Vector-Jacobian product of one step (E4.1–E4.4) from the pre-reset membranes H₁, H₂.
+
+    Returns the gradients with respect to (X₁, X₂, V₁, V₂) of the step's inputs.
+    """
+    th, sc, a, b = p.v_threshold, p.spike_scale, p.coupling, p.input_scale
+    d2 = p.surrogate.derivative(h2 - th)
+    gh2 = gv2n * (1 - th * d2) + gy2 * (sc * d2)                         # (E4.1)
+    gx2 = gy2 + b * gh2                                                  # (E4.2)
+    gv1n = gv1n + a * gh2
+    d1 = p.surrogate.derivative(h1 - th)
+    gh1 = gv1n * (1 - th * d1) + gy1 * (sc * d1)                         # (E4.3)
+    gx1 = gy1 + b * gh1                                                  # (E4.4)
+    return gx1, gx2, gh1, gh2 - a * gh1
+
+
+def _split(x: torch.Tensor):
+    c = x.shape[1] // 2          # x is one step [B, C, ...]
+    return x[:, :c], x[:, c:]
+
+
+def _forward_loop(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFParams,
+                  compute_dtype: torch.dtype):
+    """Run all T steps; returns the output sequence (in ``x.dtype``) and the final membranes."""
+    y = torch.empty_like(x)
+    c = x.shape[2] // 2
+    for t in range(x.shape[0]):
+        x1, x2 = _split(x[t].to(compute_dtype))
+        y1, y2, v1, v2 = rev_step(x1, x2, v1, v2, p)
+        y[t, :, :c] = y1
+        y[t, :, c:] = y2
+    return y, v1, v2
+
+
+def _report_drift(flips, state_err, on_drift: str):
+    flips, state_err = int(flips), float(state_err)
+    if flips == 0 and state_err == 0.0:
+        return
+    msg = (f"ReversibleLIF backward: reconstruction disagrees with the forward ({flips} flipped "
+           f"spike decisions, max |V(t=0) error| = {state_err:.3g}); the gradients would be "
+           f"wrong. Causes: the saved output was modified "
+           f"in place or cast, or values left the exact range of the dtype (inputs must satisfy "
+           f"|x| < 2^(significand bits - grid_bits - 1)); use float64 or fewer grid_bits.")
+    if on_drift == "raise":
+        raise ReconstructionError(msg)
+    if on_drift == "warn":
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+class _ReversibleLIFFunction(torch.autograd.Function):
+    """One autograd node over all T steps. Saves Y and the final (V₁, V₂) only: see NOTE above."""
+
+    @staticmethod
+    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype):
+        return _forward_loop(x, v1_0, v2_0, p, compute_dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, v1_0, v2_0, p, algo, on_drift, compute_dtype = inputs
+        y, v1, v2 = output
+        explicit_init = ctx.needs_input_grad[1] or ctx.needs_input_grad[2] or bool(
+            v1_0.count_nonzero() or v2_0.count_nonzero())
+        ctx.save_for_backward(y, v1, v2, *((v1_0, v2_0) if explicit_init else ()))
+        ctx.params, ctx.algo, ctx.on_drift, ctx.compute_dtype = p, algo, on_drift, compute_dtype
+        ctx.x_dtype = x.dtype
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, gv1, gv2):
+        y, v1, v2, *init = ctx.saved_tensors
+        p, cd = ctx.params, ctx.compute_dtype
+        gy = torch.zeros_like(y) if gy is None else gy
+        gv1 = torch.zeros_like(v1) if gv1 is None else gv1
+        gv2 = torch.zeros_like(v2) if gv2 is None else gv2
+        walk = _fused_walk if ctx.algo == "fused" else _revnet_walk
+        gx, v1, v2, gv1, gv2, flips = walk(y, gy, v1, v2, gv1, gv2, p, cd, ctx.x_dtype)
+        v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
+        state_err = torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max())
+        _report_drift(flips, state_err, ctx.on_drift)
+        return gx, gv1, gv2, None, None, None, None
+
+
+def _revnet_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
+    """RevNet-style backward: reconstruct a step (E3.*), re-run it (E2.*) under autograd, grad."""
+    gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
+    c = y.shape[2] // 2
+    flips = torch.zeros((), dtype=torch.long, device=y.device)
+    for t in range(y.shape[0] - 1, -1, -1):
+        y1, y2 = _split(y[t].to(cd))
+        with torch.no_grad():
+            inv = rev_step_inverse(y1, y2, v1, v2, p)
+        flips = flips + inv.flips + inv.off_grid
+        with torch.enable_grad():
+            leaves = [z.detach().requires_grad_() for z in (inv.x1, inv.x2, inv.v1, inv.v2)]
+            outs = rev_step(*leaves, p)
+            gx1, gx2, gv1, gv2 = torch.autograd.grad(outs, leaves, (*_split(gy[t].to(cd)), gv1, gv2))
+        gx[t, :, :c], gx[t, :, c:] = gx1, gx2
+        v1, v2 = inv.v1, inv.v2
+    return gx, v1, v2, gv1, gv2, flips
+
+
+def _qmul(z: torch.Tensor, c: float, p: RevLIFParams) -> torch.Tensor:
+    """q(c·z) computed into a fresh tensor with the same arithmetic as :func:`quantize`."""
+    return torch.mul(z, c).mul_(1.0 / p.grid).round_().mul_(p.grid)
+
+
+def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
+    """Fused backward: inversion (E3.*) and VJP (E4.*) in one pass, no graph, nothing recomputed.
+
+    The same equations as :func:`rev_step_inverse` + :func:`rev_step_vjp`, written with in-place
+    operations on whole-step tensors; ``tests/test_reversible.py`` checks it against both.
+    """
+    th, sc, a, b = p.v_threshold, p.spike_scale, p.coupling, p.input_scale
+    gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
+    c = y.shape[2] // 2
+    flips = torch.zeros((), dtype=torch.long, device=y.device)
+    two_over_grid = 2.0 / p.grid
+    for t in range(y.shape[0] - 1, -1, -1):
+        yt = y[t].to(cd)
+        s = torch.mul(yt, two_over_grid).remainder_(2.0)                 # (E3.1), (E3.3)
+        u = torch.add(yt, s, alpha=-sc)                                   # X̄ = Y − ϑS
+        u = u.mul_(b).mul_(1.0 / p.grid).round_().mul_(p.grid)           # q(β·X̄)
+        (s1, s2), (u1, u2) = _split(s), _split(u)
+        h2 = torch.add(v2, s2, alpha=th)
+        v2 = torch.sub(h2, u2).sub_(_qmul(v1, a, p))                      # (E3.2)
+        h1 = torch.add(v1, s1, alpha=th)
+        v1 = torch.sub(h1, u1).add_(_qmul(v2, a, p))                      # (E3.4)
+        flips += (h1 >= th).ne_(s1.bool()).sum() + (h2 >= th).ne_(s2.bool()).sum()
+        gy1, gy2 = _split(gy[t].to(cd))
+        d2 = p.surrogate.derivative(h2 - th)
+        gh2 = torch.mul(gy2, sc).sub_(gv2, alpha=th).mul_(d2).add_(gv2)   # (E4.1)
+        gv1 = torch.add(gv1, gh2, alpha=a)                                # (E4.2)
+        d1 = p.surrogate.derivative(h1 - th)
+        gh1 = torch.mul(gy1, sc).sub_(gv1, alpha=th).mul_(d1).add_(gv1)   # (E4.3)
+        gx[t, :, :c] = torch.add(gy1, gh1, alpha=b)                       # (E4.4)
+        gx[t, :, c:] = torch.add(gy2, gh2, alpha=b)                       # (E4.2)
+        gv1, gv2 = gh1, gh2.sub_(gh1, alpha=a)
+    return gx, v1, v2, gv1, gv2, flips
+
+
+class ReversibleLIF(nn.Module):
+    """Reversible two-group LIF node (equations in this module's NOTE blocks).
+
+    Input ``[T, B, C, ...]`` with even C; output of the same shape, real-valued:
+    ``Y = q(X) + ϑ·S`` per group. Only the final membranes are kept for backward; inputs and
+    membranes are reconstructed exactly (bit for bit) while walking back in time.
+
+    Args:
+        tau: τ; the input is scaled by 1/τ when ``decay_input`` (as in SpikingJelly's LIFNode).
+        v_threshold: θ.
+        coupling: a, the rotation coupling between partner membranes (0 < a < 2); default 1/τ.
+        spike_scale: spike amplitude in the output; default θ (moved by δ/2, see NOTE).
+        decay_input: scale the input by 1/τ.
+        surrogate: surrogate gradient; ``Sigmoid(4)`` by default.
+        backward: ``"fused"`` (default), ``"revnet"`` or ``"autograd"`` (see NOTE [backward algorithms]).
+        grid_bits: fractional bits Q of the fixed-point grid; default by dtype (fp32: 12, fp64: 24).
+        on_drift: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` when reconstruction fails.
+
+    >>> import torch
+    >>> node = ReversibleLIF()
+    >>> x = torch.randn(8, 2, 4, requires_grad=True)
+    >>> y = node(x)
+    >>> y.shape
+    torch.Size([8, 2, 4])
+    >>> x_rec, (v1, v2) = node.inverse(y.detach(), node.last_state)
+    >>> bool((x_rec == node.quantize_input(x.detach())).all()) and bool((v1 == 0).all())
+    True
+    """
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, coupling: Optional[float] = None,
+                 spike_scale: Optional[float] = None, decay_input: bool = True,
+                 surrogate: Optional[Surrogate] = None, backward: str = "fused",
+                 grid_bits: Optional[int] = None, on_drift: str = "raise"):
+        super().__init__()
+        if backward not in BACKWARD_ALGORITHMS:
+            raise ValueError(f"ReversibleLIF: backward must be one of {BACKWARD_ALGORITHMS}, "
+                             f"got {backward!r}")
+        if on_drift not in ("raise", "warn", "ignore"):
+            raise ValueError(f"ReversibleLIF: on_drift must be 'raise', 'warn' or 'ignore', "
+                             f"got {on_drift!r}")
+        if not tau > 1.0:
+            raise ValueError(f"ReversibleLIF: tau must be > 1, got {tau!r}")
+        if not v_threshold > 0:
+            raise ValueError(f"ReversibleLIF: v_threshold must be positive, got {v_threshold!r}")
+        coupling = 1.0 / tau if coupling is None else float(coupling)
+        if not 0.0 < coupling < 2.0:
+            raise ValueError(f"ReversibleLIF: coupling must satisfy 0 < a < 2 for a bounded "
+                             f"rotation, got {coupling!r}")
+        if grid_bits is not None and not 1 <= int(grid_bits) <= 40:
+            raise ValueError(f"ReversibleLIF: grid_bits must be in [1, 40], got {grid_bits!r}")
+        self.tau, self.v_threshold, self.coupling = float(tau), float(v_threshold), coupling
+        self.spike_scale = float(v_threshold if spike_scale is None else spike_scale)
+        self.decay_input = bool(decay_input)
+        self.surrogate = surrogate or Sigmoid()
+        self.backward_algorithm = backward
+        self.grid_bits = grid_bits
+        self.on_drift = on_drift
+        self.last_state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+    # -- parameters -----------------------------------------------------------------------------
+    def params(self, dtype: torch.dtype = torch.float32) -> RevLIFParams:
+        """The node's hyperparameters snapped to the grid used for ``dtype``."""
+        q_bits = self.grid_bits if self.grid_bits is not None else default_grid_bits(dtype)
+        grid = 2.0 ** -q_bits
+        theta = round(self.v_threshold / grid) * grid
+        if theta <= 0:
+            raise ValueError(f"ReversibleLIF: v_threshold {self.v_threshold} rounds to 0 on the "
+                             f"grid 2^-{q_bits}")
+        spike = (math.floor(self.spike_scale / grid) + 0.5) * grid
+        beta = 1.0 / self.tau if self.decay_input else 1.0
+        return RevLIFParams(beta, self.coupling, theta, spike, grid, self.surrogate)
+
+    @staticmethod
+    def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+        """States are kept in fp32 for half-precision inputs, else in the input dtype."""
+        return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+    def exact_input_bound(self, dtype: torch.dtype) -> float:
+        """Largest |x| for which outputs are exactly representable in ``dtype``."""
+        q_bits = self.grid_bits if self.grid_bits is not None else default_grid_bits(dtype)
+        return 2.0 ** (_SIGNIFICAND_BITS[dtype] - q_bits - 1) - 2 * abs(self.spike_scale)
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """q(X) (E2.0): what the node actually consumes and what the inverse reconstructs."""
+        return quantize(x.to(self.compute_dtype(x.dtype)), self.params(x.dtype).grid).to(x.dtype)
+
+    def initial_state(self, x: torch.Tensor):
+        """Resting membranes (zeros) for a sequence ``x``: two ``[B, C/2, ...]`` tensors."""
+        shape = (x.shape[1], x.shape[2] // 2, *x.shape[3:])
+        z = torch.zeros(shape, dtype=self.compute_dtype(x.dtype), device=x.device)
+        return z, z.clone()
+
+    # -- forward / inverse ----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        """Run over ``x = [T, B, C, ...]``; returns Y (and the final ``(V₁, V₂)``)."""
+        check_sequence(x, node="ReversibleLIF", even_channels=True)
+        if x.dtype not in _GRID_BITS:
+            raise ValueError(f"ReversibleLIF: unsupported dtype {x.dtype}")
+        bound = self.exact_input_bound(x.dtype)
+        amax = float(x.detach().abs().max())
+        if not math.isfinite(amax):
+            check_sequence(x.detach(), node="ReversibleLIF", check_finite=True)  # names NaN/Inf
+        if amax >= bound:
+            raise ValueError(
+                f"ReversibleLIF: input magnitude {amax:.4g} is outside the exact range |x| < "
+                f"{bound:.4g} for {x.dtype} with grid_bits={self.grid_bits or default_grid_bits(x.dtype)}; "
+                f"normalise the input (e.g. BatchNorm), use float64 or lower grid_bits")
+        p = self.params(x.dtype)
+        cd = self.compute_dtype(x.dtype)
+        v1, v2 = self.initial_state(x) if state is None else self._check_state(state, x, cd)
+        if self.backward_algorithm == "autograd":
+            y, v1, v2 = _autograd_forward(x, v1, v2, p, cd)
+        else:
+            y, v1, v2 = _ReversibleLIFFunction.apply(x, v1, v2, p, self.backward_algorithm,
+                                                     self.on_drift, cd)
+        self.last_state = (v1.detach(), v2.detach())
+        return (y, (v1, v2)) if return_state else y
+
+    def _check_state(self, state, x, cd):
+        v1, v2 = state
+        want = (x.shape[1], x.shape[2] // 2, *x.shape[3:])
+        for v in (v1, v2):
+            if tuple(v.shape) != want:
+                raise ValueError(f"ReversibleLIF: each state tensor must have shape {want}, got "
+                                 f"{tuple(v.shape)}")
+        return v1.to(cd), v2.to(cd)
+
+    @torch.no_grad()
+    def inverse(self, y: torch.Tensor, state):
+        """Reconstruct ``(q(X), (V₁, V₂) at t = 0)`` from the output and the final membranes."""
+        p = self.params(y.dtype)
+        cd = self.compute_dtype(y.dtype)
+        v1, v2 = (s.to(cd) for s in state)
+        x = torch.empty_like(y)
+        c = y.shape[2] // 2
+        for t in range(y.shape[0] - 1, -1, -1):
+            y1, y2 = _split(y[t].to(cd))
+            inv = rev_step_inverse(y1, y2, v1, v2, p)
+            x[t, :, :c], x[t, :, c:] = inv.x1, inv.x2
+            v1, v2 = inv.v1, inv.v2
+        return x, (v1, v2)
+
+    def extra_repr(self) -> str:
+        return (f"tau={self.tau}, v_threshold={self.v_threshold}, coupling={self.coupling}, "
+                f"spike_scale={self.spike_scale}, decay_input={self.decay_input}, "
+                f"surrogate={self.surrogate!r}, backward={self.backward_algorithm!r}, "
+                f"grid_bits={self.grid_bits}")
+
+
+def _autograd_forward(x, v1, v2, p, cd):
+    """Plain BPTT through (E2.*): the reference that stores every intermediate."""
+    ys = []
+    for t in range(x.shape[0]):
+        x1, x2 = _split(x[t].to(cd))
+        y1, y2, v1, v2 = rev_step(x1, x2, v1, v2, p)
+        ys.append(torch.cat([y1, y2], dim=1))
+    return torch.stack(ys).to(x.dtype), v1, v2
