@@ -305,3 +305,17 @@ def test_bfloat16_runs_and_inverts():
     assert y.dtype == torch.bfloat16
     y.float().sum().backward()
     assert xb.grad is not None and torch.isfinite(xb.grad.float()).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_fused_equals_autograd_and_inverts(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(32, 4, 64, generator=g) * 1.5).clamp(-7, 7).to("cuda", dtype)
+    w = torch.randn(x.shape, generator=g).to("cuda", dtype)
+    y_ref, (ref,) = _grads({}, x, w, "autograd")
+    y, (got,) = _grads({}, x, w, "fused")
+    assert torch.equal(y, y_ref)
+    assert _rel_err(got.float(), ref.float()) <= 1e-5
+    assert revsnn.check_invertible(revsnn.ReversibleLIF(), x).exact
