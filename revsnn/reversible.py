@@ -67,10 +67,12 @@ d_g = surrogate'(H_g − θ) and incoming gradients Ȳ_g, V̄_g' (from step t+1)
 NOTE [drift guard]
 ==================
 Exactness rests on two preconditions: the saved output is unmodified and every value stays in the
-exact range. The backward checks both cheaply, without extra passes: the decoded Y/(δ/2) must be an
-integer, the recomputed decision Θ(H − θ) must agree with the decoded spike (a mismatch is a flipped
-spike), and the reconstructed state at t = 0 must equal the initial state. On failure it raises
-:class:`ReconstructionError` (``on_drift="raise"``, default) or warns (``"warn"``).
+exact range. The backward checks both at the cost of one comparison of two ``[B, C, ...]`` tensors:
+the reconstructed state at t = 0 must equal the initial state. The per-step inverse is a bijection
+of the state for fixed outputs, so a wrong state at any step stays wrong down to t = 0. Only on
+failure is the inverse walked again to count flipped spikes (recomputed Θ(H − θ) disagreeing with the
+decoded spike) for the message. It then raises :class:`ReconstructionError` (``on_drift="raise"``,
+default) or warns (``"warn"``); ``"ignore"`` skips the check.
 """
 
 from __future__ import annotations
@@ -188,8 +190,9 @@ class _Inverted(NamedTuple):
 
 
 def _decode_spike(y: torch.Tensor, p: RevLIFParams):
-    k = y / (p.grid / 2)                     # exact: division by a power of two
-    s = torch.remainder(k, 2.0)              # 1 where k is odd, 0 where even (k integer)
+    """S = odd(Y/(δ/2)): Y/δ is an integer plus S/2, so twice its fractional part is S (exact)."""
+    k = y * (1.0 / p.grid)                   # exact: multiplication by a power of two
+    s = k.sub(k.floor()).mul_(2.0)           # 0 or 1; anything else means Y is off the grid
     off = (s != 0) & (s != 1)
     return s, off
 
@@ -233,14 +236,26 @@ def _split(x: torch.Tensor):
 
 def _forward_loop(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFParams,
                   compute_dtype: torch.dtype):
-    """Run all T steps; returns the output sequence (in ``x.dtype``) and the final membranes."""
+    """Run all T steps without a graph; returns the output (in ``x.dtype``) and final membranes.
+
+    The same arithmetic as :func:`rev_step` (bit for bit; the tests compare them), written with
+    whole-step and in-place operations because this loop is the forward of the memory-lean modes.
+    """
+    th, sc, a, b, grid = p.v_threshold, p.spike_scale, p.coupling, p.input_scale, p.grid
     y = torch.empty_like(x)
     c = x.shape[2] // 2
     for t in range(x.shape[0]):
-        x1, x2 = _split(x[t].to(compute_dtype))
-        y1, y2, v1, v2 = rev_step(x1, x2, v1, v2, p)
-        y[t, :, :c] = y1
-        y[t, :, c:] = y2
+        xq = x[t].to(compute_dtype).mul(1.0 / grid).round_().mul_(grid)          # (E2.0)
+        u = torch.mul(xq, b).mul_(1.0 / grid).round_().mul_(grid)                # q(β·X̄)
+        (x1, x2), (u1, u2) = _split(xq), _split(u)
+        h1 = torch.add(v1, u1).sub_(_qmul(v2, a, p))                              # (E2.1)
+        s1 = (h1 >= th).to(compute_dtype)                                         # (E2.2)
+        y[t, :, :c] = torch.add(x1, s1, alpha=sc)
+        v1 = h1.sub_(s1, alpha=th)                                                # (E2.3)
+        h2 = torch.add(v2, u2).add_(_qmul(v1, a, p))                              # (E2.4)
+        s2 = (h2 >= th).to(compute_dtype)                                         # (E2.5)
+        y[t, :, c:] = torch.add(x2, s2, alpha=sc)
+        v2 = h2.sub_(s2, alpha=th)                                                # (E2.6)
     return y, v1, v2
 
 
@@ -285,10 +300,15 @@ class _ReversibleLIFFunction(torch.autograd.Function):
         gv1 = torch.zeros_like(v1) if gv1 is None else gv1
         gv2 = torch.zeros_like(v2) if gv2 is None else gv2
         walk = _fused_walk if ctx.algo == "fused" else _revnet_walk
+        v1_T, v2_T = v1, v2
         gx, v1, v2, gv1, gv2, flips = walk(y, gy, v1, v2, gv1, gv2, p, cd, ctx.x_dtype)
-        v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
-        state_err = torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max())
-        _report_drift(flips, state_err, ctx.on_drift)
+        if ctx.on_drift != "ignore":
+            v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
+            state_err = float(torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max()))
+            if state_err != 0.0 or (flips is not None and int(flips) != 0):
+                if flips is None:  # the fused walk does not count them: diagnose now, off the hot path
+                    flips = _count_flips(y, v1_T, v2_T, p, cd)
+                _report_drift(flips, state_err, ctx.on_drift)
         return gx, gv1, gv2, None, None, None, None
 
 
@@ -311,6 +331,17 @@ def _revnet_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     return gx, v1, v2, gv1, gv2, flips
 
 
+@torch.no_grad()
+def _count_flips(y, v1, v2, p, cd) -> int:
+    """Walk the inverse once more and count decisions that disagree with the decoded spikes."""
+    flips = 0
+    for t in range(y.shape[0] - 1, -1, -1):
+        inv = rev_step_inverse(*_split(y[t].to(cd)), v1, v2, p)
+        flips += int(inv.flips) + int(inv.off_grid)
+        v1, v2 = inv.v1, inv.v2
+    return flips
+
+
 def _qmul(z: torch.Tensor, c: float, p: RevLIFParams) -> torch.Tensor:
     """q(c·z) computed into a fresh tensor with the same arithmetic as :func:`quantize`."""
     return torch.mul(z, c).mul_(1.0 / p.grid).round_().mul_(p.grid)
@@ -325,11 +356,10 @@ def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     th, sc, a, b = p.v_threshold, p.spike_scale, p.coupling, p.input_scale
     gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
     c = y.shape[2] // 2
-    flips = torch.zeros((), dtype=torch.long, device=y.device)
-    two_over_grid = 2.0 / p.grid
     for t in range(y.shape[0] - 1, -1, -1):
         yt = y[t].to(cd)
-        s = torch.mul(yt, two_over_grid).remainder_(2.0)                 # (E3.1), (E3.3)
+        k = yt * (1.0 / p.grid)
+        s = k.sub_(k.floor()).mul_(2.0)                                   # (E3.1), (E3.3)
         u = torch.add(yt, s, alpha=-sc)                                   # X̄ = Y − ϑS
         u = u.mul_(b).mul_(1.0 / p.grid).round_().mul_(p.grid)           # q(β·X̄)
         (s1, s2), (u1, u2) = _split(s), _split(u)
@@ -337,7 +367,6 @@ def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
         v2 = torch.sub(h2, u2).sub_(_qmul(v1, a, p))                      # (E3.2)
         h1 = torch.add(v1, s1, alpha=th)
         v1 = torch.sub(h1, u1).add_(_qmul(v2, a, p))                      # (E3.4)
-        flips += (h1 >= th).ne_(s1.bool()).sum() + (h2 >= th).ne_(s2.bool()).sum()
         gy1, gy2 = _split(gy[t].to(cd))
         d2 = p.surrogate.derivative(h2 - th)
         gh2 = torch.mul(gy2, sc).sub_(gv2, alpha=th).mul_(d2).add_(gv2)   # (E4.1)
@@ -347,7 +376,7 @@ def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
         gx[t, :, :c] = torch.add(gy1, gh1, alpha=b)                       # (E4.4)
         gx[t, :, c:] = torch.add(gy2, gh2, alpha=b)                       # (E4.2)
         gv1, gv2 = gh1, gh2.sub_(gh1, alpha=a)
-    return gx, v1, v2, gv1, gv2, flips
+    return gx, v1, v2, gv1, gv2, None
 
 
 class ReversibleLIF(nn.Module):
