@@ -400,10 +400,10 @@ class ReversibleLIF(nn.Module):
     >>> import torch
     >>> node = ReversibleLIF()
     >>> x = torch.randn(8, 2, 4, requires_grad=True)
-    >>> y = node(x)
+    >>> y, state = node(x, return_state=True)
     >>> y.shape
     torch.Size([8, 2, 4])
-    >>> x_rec, (v1, v2) = node.inverse(y.detach(), node.last_state)
+    >>> x_rec, (v1, v2) = node.inverse(y.detach(), state)
     >>> bool((x_rec == node.quantize_input(x.detach())).all()) and bool((v1 == 0).all())
     True
     """
@@ -436,7 +436,6 @@ class ReversibleLIF(nn.Module):
         self.backward_algorithm = backward
         self.grid_bits = grid_bits
         self.on_drift = on_drift
-        self.last_state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     # -- parameters -----------------------------------------------------------------------------
     def params(self, dtype: torch.dtype = torch.float32) -> RevLIFParams:
@@ -494,7 +493,6 @@ class ReversibleLIF(nn.Module):
         else:
             y, v1, v2 = _ReversibleLIFFunction.apply(x, v1, v2, p, self.backward_algorithm,
                                                      self.on_drift, cd)
-        self.last_state = (v1.detach(), v2.detach())
         return (y, (v1, v2)) if return_state else y
 
     def _check_state(self, state, x, cd):
