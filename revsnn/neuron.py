@@ -103,8 +103,9 @@ class _MultiStepNode(nn.Module):
             raise ValueError(f"{type(self).__name__}: state shape {tuple(v.shape)} does not match "
                              f"the per-step input shape {tuple(x.shape[1:])}")
         spikes = []
-        for t in range(x.shape[0]):
-            s, v = self._step(x[t], v, self.params)
+        # unbind, not x[t]: one backward node for all steps instead of T zero-filled [T, ...] grads
+        for xt in x.unbind(0):
+            s, v = self._step(xt, v, self.params)
             spikes.append(s)
         out = torch.stack(spikes)
         return (out, v) if return_state else out

@@ -529,8 +529,8 @@ class ReversibleLIF(nn.Module):
 def _autograd_forward(x, v1, v2, p, cd):
     """Plain BPTT through (E2.*): the reference that stores every intermediate."""
     ys = []
-    for t in range(x.shape[0]):
-        x1, x2 = _split(x[t].to(cd))
+    for xt in x.unbind(0):
+        x1, x2 = _split(xt.to(cd))
         y1, y2, v1, v2 = rev_step(x1, x2, v1, v2, p)
         ys.append(torch.cat([y1, y2], dim=1))
     return torch.stack(ys).to(x.dtype), v1, v2
