@@ -1,0 +1,333 @@
+"""BatchNorm fused with a reversible node: the BN input is reconstructed in backward, not stored.
+
+NOTE [BN + node fusion]
+=======================
+Under plain autograd a ``conv → BN → node`` block keeps, per element of its output, the conv input
+(the previous node's output), the BN input x (the conv output) and the node's own intermediates.
+:class:`~revsnn.ReversibleLIF` keeps only its output Y, which the next layer keeps anyway, and one
+final-state snapshot; the BN input is then the largest remaining per-layer activation. This module
+removes it.
+
+BatchNorm normalises each channel with statistics μ, σ (of the batch in training, the running ones
+in eval; in training over M = T·B·H·W elements, because time is folded into the batch) and an
+affine map, optionally followed by a residual addend a (a ResNet block's shortcut):
+
+    (E5.1)  x̂ = (x − μ)·σ⁻¹,        z = γ·x̂ + β + a
+
+Per channel it is an affine bijection when γ ≠ 0, so the normalised input is recovered from the
+node input z:
+
+    (E5.2)  x̂ = (z − a − β) / γ
+
+and the BN backward needs only x̂, γ and σ⁻¹ (with z̄ the gradient arriving at z):
+
+    (E5.3)  β̄ = Σ z̄,   γ̄ = Σ z̄·x̂,   x̄ = γ·σ⁻¹·(z̄ − β̄/M − x̂·γ̄/M),   ā = z̄     (training)
+            x̄ = γ·σ⁻¹·z̄                                                          (eval)
+
+The catch. Walking back in time, the node reconstructs its input only on its fixed-point grid:
+q(z) = δ·round(z/δ) (E2.0), exact bit for bit, but |z − q(z)| ≤ δ/2 with δ = 2^-12 in fp32. An x̂
+taken from q(z) alone would be off by up to δ/(2|γ|) ≈ 1.2e-4/|γ| — the grid's error, not float
+rounding — and γ̄, x̄ would then differ from autograd's by about 1e-4 relative. So the unit also
+keeps the rounding residual r = z − q(z) ∈ [−δ/2, δ/2], coded in k-bit integers:
+
+    (E5.4)  c = round(r · L·2/δ),  L = 2^(k−1) − 1;     r' = c · δ/(2L);     |r' − r| ≤ δ/(4L)
+
+and reconstructs z = q(z) + r' (q(z) decoded from Y by (E3.1)). With k = 8 (one byte per element
+instead of four) the error of x̂ is at most δ/(4·127·|γ|) ≈ 4.8e-7/|γ| in fp32, a few float
+roundings for |γ| ≈ 1 (then (E5.2) adds ordinary float rounding of z − a − β and of the division).
+:func:`residual_bits` picks k = 8 when that bound is below a tolerance (2^-17 for fp32, 2^-40 for
+fp64), else k = 16, and when even that fails — some |γ| is (near) 0, where (E5.2) breaks down —
+the unit stores the BN input x itself, as plain autograd does.
+
+What is stored: Y (output; the next layer keeps it anyway), the final membranes (V₁, V₂), the code
+c (1 byte per element), σ⁻¹ per channel, γ and β (parameters), and the addend a when there is one
+(in a residual block it is the block input, which the block's first conv keeps anyway). Running
+statistics are updated exactly once, in the forward, by the same call ``nn.BatchNorm2d`` makes, so
+the output equals the unfused ``bn(x) (+ a) → node`` bit for bit; the backward only reads them.
+The node's own backward is the node's: the same walk (``fused`` or ``revnet``) as
+:class:`~revsnn.ReversibleLIF`, with its drift guard (NOTE [drift guard] in :mod:`revsnn.reversible`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..reversible import ReconstructionError, ReversibleLIF, quantize
+# The node's backward walks are shared, not copied (one backward per algorithm). They are private
+# to revsnn.reversible; see the report of this module's author for the request to export them.
+from ..reversible import _fused_walk, _revnet_walk
+
+__all__ = [
+    "BNNodeFunction", "apply_bn_node", "can_fuse", "residual_bits", "residual_step",
+    "encode_residual", "decode_residual", "bn_normalized_from_output", "decode_node_input",
+    "RESIDUAL_TOLERANCE",
+]
+
+RESIDUAL_TOLERANCE = {torch.float32: 2.0 ** -17, torch.float64: 2.0 ** -40}
+"""Largest accepted bound on |x̂' − x̂| from the residual code (E5.4), per dtype."""
+
+_CODE_DTYPES = {8: torch.int8, 16: torch.int16}
+
+
+def residual_bits(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> int:
+    """Bits k of the residual code (E5.4): 8 or 16, or 0 (store the BN input) when |γ| is too small.
+
+    >>> residual_bits(torch.ones(4), 2.0 ** -12, torch.float32)
+    8
+    >>> residual_bits(torch.tensor([1.0, 0.01]), 2.0 ** -12, torch.float32)
+    16
+    >>> residual_bits(torch.tensor([1.0, 0.0]), 2.0 ** -12, torch.float32)
+    0
+    """
+    gmin = float(weight.detach().abs().min())
+    tol = RESIDUAL_TOLERANCE[dtype]
+    for bits in (8, 16):
+        levels = 2 ** (bits - 1) - 1
+        if gmin > 0 and grid / (4 * levels * gmin) <= tol:
+            return bits
+    return 0
+
+
+def residual_step(grid: float, bits: int) -> float:
+    """δ/(2L), the value of one unit of the residual code (E5.4)."""
+    return grid / (2 * (2 ** (bits - 1) - 1))
+
+
+def encode_residual(z: torch.Tensor, grid: float, bits: int, inplace: bool = False) -> torch.Tensor:
+    """Code c of r = z − q(z) in ``bits``-bit integers (E5.4); q(z) = δ·round(z/δ) as in (E2.0).
+
+    ``inplace`` overwrites ``z`` (the fused forward's own BN output, no longer needed), so that
+    no temporary of z's size is allocated.
+
+    >>> z = torch.tensor([0.30, -0.71])
+    >>> c = encode_residual(z, 0.25, 8)
+    >>> c.dtype, bool((decode_residual(c, 0.25, 8, torch.float32) + quantize(z, 0.25) - z).abs().max()
+    ...                <= 0.25 / 508)
+    (torch.int8, True)
+    """
+    k = z.mul_(1.0 / grid) if inplace else torch.mul(z, 1.0 / grid)   # z/δ, exact (δ = 2^-Q)
+    for kt in (k.unbind(0) if k.dim() > 1 else (k,)):                  # per step: small temporaries
+        kt.sub_(torch.round(kt))                                       # r/δ ∈ [−½, ½]
+    return k.mul_(grid / residual_step(grid, bits)).round_().to(_CODE_DTYPES[bits])
+
+
+def decode_residual(code: torch.Tensor, grid: float, bits: int, dtype: torch.dtype) -> torch.Tensor:
+    """r' = c·δ/(2L) (E5.4)."""
+    return code.to(dtype).mul_(residual_step(grid, bits))
+
+
+def decode_node_input(y: torch.Tensor, node: ReversibleLIF) -> torch.Tensor:
+    """q(X) from the reversible node's output Y, elementwise (E3.1): S = odd(Y/(δ/2)), X̄ = Y − ϑS.
+
+    Y/δ = n + S/2 for an integer n, so S = 2·|frac(Y/δ)|; every step is exact.
+
+    >>> node = ReversibleLIF()
+    >>> x = torch.randn(6, 2, 4)
+    >>> torch.equal(decode_node_input(node(x), node), node.quantize_input(x))
+    True
+    """
+    p = node.params(y.dtype)
+    half_s = torch.mul(y, 1.0 / p.grid).frac_().abs_()              # S/2
+    return torch.add(y, half_s, alpha=-2.0 * p.spike_scale, out=half_s)
+
+
+def bn_normalized_from_output(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                              addend: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x̂ = (z − a − β)/γ (E5.2) for ``z`` of shape [N, C, ...]: the inverse of BN's affine part.
+
+    >>> bn = nn.BatchNorm2d(3).train()
+    >>> with torch.no_grad():
+    ...     _ = bn.weight.uniform_(0.5, 2.0); _ = bn.bias.uniform_(-1.0, 1.0)
+    >>> x = torch.randn(8, 3, 4, 4)
+    >>> xhat = (x - x.mean((0, 2, 3), keepdim=True)) / torch.sqrt(
+    ...     x.var((0, 2, 3), unbiased=False, keepdim=True) + bn.eps)
+    >>> torch.allclose(bn_normalized_from_output(bn(x), bn.weight, bn.bias), xhat, atol=1e-5)
+    True
+    """
+    shape = (1, -1) + (1,) * (z.dim() - 2)
+    if addend is not None:
+        z = z - addend
+    return (z - bias.view(shape)).div_(weight.view(shape))
+
+
+def can_fuse(bn: nn.Module, node: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``bn → node`` on ``x`` can run as one :class:`BNNodeFunction`.
+
+    Needs an affine 2-d/1-d BatchNorm, a :class:`ReversibleLIF` whose backward is ``fused`` or
+    ``revnet`` (under ``autograd`` everything is stored anyway) and fp32/fp64.
+    """
+    return (isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.affine
+            and isinstance(node, ReversibleLIF) and node.backward_algorithm in ("fused", "revnet")
+            and x.dtype in RESIDUAL_TOLERANCE)
+
+
+def _bn_call(bn: nn.modules.batchnorm._BatchNorm):
+    """``(training, momentum factor, running_mean, running_var)`` exactly as ``_BatchNorm.forward``.
+
+    Increments ``num_batches_tracked`` like the module does (once per call).
+    """
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    training = bn.training or (bn.running_mean is None and bn.running_var is None)
+    use_running = not bn.training or bn.track_running_stats
+    return (training, factor, bn.running_mean if use_running else None,
+            bn.running_var if use_running else None)
+
+
+def _batch_norm(x, weight, bias, rmean, rvar, training: bool, factor: float, eps: float):
+    """``(z, μ, σ⁻¹)`` (E5.1): the output of the very kernel ``F.batch_norm`` dispatches to (so z
+    equals ``nn.BatchNorm2d``'s bit for bit, on CPU and CUDA) and the statistics it normalised
+    with (the batch's in training, the running ones in eval)."""
+    if training:
+        impl = getattr(torch, "_batch_norm_impl_index", None)
+        if impl is not None:
+            # (output, save_mean, save_invstd, reserve, backend); native, cuDNN and MIOpen all
+            # return the batch mean and the inverse standard deviation.
+            z, mean, invstd, _, _ = impl(x, weight, bias, rmean, rvar, True, factor, eps,
+                                         torch.backends.cudnn.enabled)
+            if mean.numel() == x.shape[1] and invstd.numel() == x.shape[1]:
+                return z, mean, invstd
+            raise RuntimeError("BatchNorm backend returned no batch statistics")  # pragma: no cover
+        z = F.batch_norm(x, rmean, rvar, weight, bias, True, factor, eps)  # pragma: no cover
+        var, mean = torch.var_mean(x, dim=[d for d in range(x.dim()) if d != 1],  # pragma: no cover
+                                   unbiased=False)
+        return z, mean, torch.rsqrt(var + eps)  # pragma: no cover
+    z = F.batch_norm(x, rmean, rvar, weight, bias, False, factor, eps)
+    return z, rmean.clone(), torch.rsqrt(rvar + eps)
+
+
+class BNNodeFunction(torch.autograd.Function):
+    """``z = BN(x) (+ a); Y = node(z)`` in one autograd node that stores no BN input (NOTE above).
+
+    ``x`` is the BN input with time folded into the batch, ``[T·B, C, ...]``; ``Y`` is ``[T, B, C, ...]``.
+    Outputs ``(Y, V₁, V₂, code, μ, σ⁻¹)``; only Y is differentiable.
+    """
+
+    @staticmethod
+    def forward(x, weight, bias, addend, bn, node, T, bits):
+        training, factor, rmean, rvar = _bn_call(bn)
+        z, mean, invstd = _batch_norm(x, weight, bias, rmean, rvar, training, factor, bn.eps)
+        z = z.view(T, -1, *z.shape[1:])
+        if addend is not None:
+            z = z + addend
+        y, (v1, v2) = node(z, return_state=True)
+        if bits:
+            code = encode_residual(z, node.params(z.dtype).grid, bits, inplace=True)
+        else:
+            code = x.new_empty(0)
+        return y, v1, v2, code, mean, invstd
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, addend, bn, node, T, bits = inputs
+        y, v1, v2, code, mean, invstd = output
+        ctx.mark_non_differentiable(v1, v2, code, mean, invstd)
+        ctx.set_materialize_grads(False)   # no zero tensors for the unused outputs' gradients
+        # bits == 0: some |γ| too small for (E5.2); keep the BN input (and its mean) instead.
+        stored = (code,) if bits else (x, mean)
+        ctx.save_for_backward(y, v1, v2, invstd, weight, bias,
+                              *(() if addend is None else (addend,)), *stored)
+        ctx.node, ctx.bits, ctx.training = node, bits, bn.training or bn.running_mean is None
+        ctx.has_addend = addend is not None
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, *_unused):
+        # NOTE: in a network the first (largest) layer's backward is where the fused network
+        # reaches its peak memory, so nothing of Y's size is allocated here besides the node's
+        # input gradient z̄ (from the walk), which then becomes x̄ in place. x̂ is rebuilt from Y
+        # and the residual code twice (for γ̄, then for x̄), in chunks of timesteps of at most
+        # _CHUNK_ELEMENTS elements (whole small layers at once: fewer, larger operations).
+        y, v1, v2, invstd, weight, bias, *rest = ctx.saved_tensors
+        addend = rest.pop(0) if ctx.has_addend else None
+        node: ReversibleLIF = ctx.node
+        p, cd = node.params(y.dtype), node.compute_dtype(y.dtype)
+        if gy is None:
+            gy = torch.zeros_like(y)
+        walk = _fused_walk if node.backward_algorithm == "fused" else _revnet_walk
+        zeros = torch.zeros_like(v1)
+        gz, v1_0, v2_0, _, _, flips = walk(y, gy, v1, v2, zeros, zeros.clone(), p, cd, y.dtype)
+        del gy
+        _check_drift(flips, v1_0, v2_0, node.on_drift)
+        T = y.shape[0]
+        shape = (1, 1, -1) + (1,) * (y.dim() - 3)              # per channel, over [t, B, C, ...]
+        n_chunks = min(T, max(1, -(-y.numel() // _CHUNK_ELEMENTS)))
+        chunks = [slice(int(c[0]), int(c[-1]) + 1)
+                  for c in torch.arange(T).tensor_split(n_chunks)]
+        if ctx.bits:
+            (code,) = rest
+            step = residual_step(p.grid, ctx.bits)
+            inv_gamma, beta = (1.0 / weight).view(shape), bias.view(shape)
+
+            def xhat(c):
+                z = decode_node_input(y[c], node).add_(code[c], alpha=step)   # q(z) + r', (E5.4)
+                if addend is not None:
+                    z.sub_(addend[c])
+                return z.sub_(beta).mul_(inv_gamma)                            # (E5.2)
+        else:
+            x, mean = rest
+            x = x.view(T, -1, *x.shape[1:])
+
+            def xhat(c):
+                return (x[c] - mean.view(shape)).mul_(invstd.view(shape))    # (E5.1)
+
+        need_ga = ctx.has_addend and ctx.needs_input_grad[3]
+        dims = [d for d in range(y.dim()) if d != 2]
+        gbeta = gz.sum(dims)                                                  # (E5.3)
+        ggamma = sum(xhat(c).mul_(gz[c]).sum(dims) for c in chunks)
+        scale = (weight * invstd).view(shape)
+        gx = torch.empty_like(gz) if need_ga else gz                          # in place in z̄
+        if ctx.training:
+            m = gz.numel() // gz.shape[2]
+            a, b = (-ggamma / m).view(shape), (gbeta / m).view(shape)
+            for c in chunks:
+                torch.add(gz[c], xhat(c).mul_(a), out=gx[c]).sub_(b).mul_(scale)
+        else:
+            torch.mul(gz, scale, out=gx)
+        return (gx.flatten(0, 1) if ctx.needs_input_grad[0] else None,
+                ggamma if ctx.needs_input_grad[1] else None,
+                gbeta if ctx.needs_input_grad[2] else None,
+                gz if need_ga else None, None, None, None, None)
+
+
+_CHUNK_ELEMENTS = 1 << 20
+"""Elements per chunk of the BN backward (4 MiB in fp32), or one timestep if that is larger."""
+
+
+def _check_drift(flips, v1_0, v2_0, on_drift: str) -> None:
+    """The node's drift guard (NOTE [drift guard]): the walk must end at rest (the models start
+    every sequence from rest) with no flipped spike decision (when the walk counts them)."""
+    if on_drift == "ignore":
+        return
+    err = float(torch.maximum(v1_0.abs().max(), v2_0.abs().max()))
+    n_flips = 0 if flips is None else int(flips)
+    if n_flips == 0 and err == 0.0:
+        return
+    msg = (f"BN+ReversibleLIF backward: reconstruction disagrees with the forward ({n_flips} "
+           f"flipped spike decisions counted, max |V(t=0) error| = {err:.3g}); the saved output "
+           f"was modified or values left the exact range of the dtype")
+    if on_drift == "raise":
+        raise ReconstructionError(msg)
+    import warnings
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def apply_bn_node(x: torch.Tensor, bn: nn.Module, node: nn.Module, T: int,
+                  addend: Optional[torch.Tensor] = None, fuse: bool = True) -> torch.Tensor:
+    """``node(bn(x).view(T, B, ...) (+ addend))``, fused into :class:`BNNodeFunction` when possible.
+
+    ``x`` is ``[T·B, C, ...]`` (time folded into the batch), ``addend`` ``[T, B, C, ...]``. The
+    result is the same tensor either way; fused, the BN input is not stored (NOTE above).
+    """
+    if fuse and can_fuse(bn, node, x):
+        bits = residual_bits(bn.weight, node.params(x.dtype).grid, x.dtype)
+        return BNNodeFunction.apply(x, bn.weight, bn.bias, addend, bn, node, T, bits)[0]
+    z = bn(x)
+    z = z.view(T, -1, *z.shape[1:])
+    return node(z if addend is None else z + addend)
