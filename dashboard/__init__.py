@@ -1,0 +1,12 @@
+"""The revsnn Streamlit dashboard: ``streamlit run dashboard/app.py`` (or ``make dashboard``).
+
+- ``app.py``: the entry point; routes to the pages in ``views/`` with ``st.navigation``.
+- ``charts.py``: chart builders, plain functions returning ``plotly.graph_objects.Figure``.
+- ``data.py``: the shipped default tables, saved runs, and table reshaping for the charts.
+- ``state.py``: per-session tables, the process-wide measurement lock, widget option lists.
+- ``export_ui.py``: download buttons (PNG, SVG, PDF, HTML, CSV) over :mod:`revsnn.export`.
+- ``make_defaults.py``: regenerates the shipped tables in ``data/results/defaults/``.
+
+Measurements and exports are library calls (:mod:`revsnn.measure`, :mod:`revsnn.bench`,
+:mod:`revsnn.export`); the dashboard only collects input, shows progress and draws results.
+"""

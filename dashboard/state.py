@@ -1,0 +1,165 @@
+"""Per-session tables, the process-wide measurement lock, and the option lists of the widgets.
+
+Each page shows one table (see :data:`dashboard.data.KINDS`). A session starts from the shipped
+defaults; a measurement, or a saved run reloaded on the results page, replaces it for that
+session only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+
+DTYPES = ("float32", "float64", "bfloat16")
+SPIKINGJELLY_LABEL = "SpikingJelly LIFNode"
+WAIT_MESSAGE = "another measurement is running — waiting"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+def get_table(kind: str) -> tuple:
+    """``(DataFrame or None, source text)`` that the page of ``kind`` shows in this session."""
+    tables = st.session_state.setdefault("tables", {})
+    if kind not in tables:
+        df = data.load_default(kind)
+        tables[kind] = (df, _default_source(kind, df))
+    return tables[kind]
+
+
+def _default_source(kind: str, df) -> str:
+    if df is None:
+        return "no table yet"
+    where = []
+    for col in ("device_name", "torch_version"):
+        if col in df.columns and df[col].nunique() == 1:
+            where.append(("torch " if col == "torch_version" else "") + str(df[col].iloc[0]))
+    on = f"; measured on {', '.join(where)}" if where else ""
+    timed = " — a small shared CPU: memory is exact, times are indicative" \
+        if "device" in df.columns and set(df["device"].astype(str)) == {"cpu"} and \
+        any(c.endswith("_ms") for c in df.columns) else ""
+    return f"shipped defaults (data/results/defaults/{kind}.csv{on}){timed}"
+
+
+def set_table(kind: str, df: pd.DataFrame, source: str) -> None:
+    st.session_state.setdefault("tables", {})[kind] = (df, source)
+
+
+def reset_tables() -> None:
+    st.session_state["tables"] = {}
+
+
+def all_tables() -> dict:
+    """Every kind's current table (kinds without one are left out)."""
+    return {k: t for k in data.KINDS if (t := get_table(k))[0] is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement lock
+# ---------------------------------------------------------------------------------------------
+
+@st.cache_resource
+def measurement_lock() -> threading.Lock:
+    """One lock for the whole server process: measurements never overlap (timings stay honest)."""
+    return threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive_measurement(poll_s: float = 1.0):
+    """Hold the measurement lock; while another session holds it, say so and wait.
+
+    The note is redrawn every ``poll_s`` seconds: each redraw is a Streamlit call, which is where
+    a rerun or a closed tab stops this script, so a waiting session never hangs.
+    """
+    lock = measurement_lock()
+    if not lock.acquire(blocking=False):
+        note, start = st.empty(), time.monotonic()
+        note.info(WAIT_MESSAGE, icon="⏳")
+        while not lock.acquire(timeout=poll_s):
+            note.info(f"{WAIT_MESSAGE} ({time.monotonic() - start:.0f} s)", icon="⏳")
+        note.empty()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# Widget options and input parsing
+# ---------------------------------------------------------------------------------------------
+
+def mode_options() -> dict:
+    """Legend label -> mode value, in :class:`revsnn.MemoryMode` order (SpikingJelly first)."""
+    from revsnn import MemoryMode
+    from revsnn.baselines import spikingjelly_available
+
+    options = {}
+    if spikingjelly_available():
+        options[SPIKINGJELLY_LABEL] = "spikingjelly"
+    options.update({m.label: m.value for m in MemoryMode})
+    return options
+
+
+def network_mode_options() -> dict:
+    """Legend label -> mode of :data:`revsnn.bench.network.NETWORK_MODES` (ImportError when
+    that module is absent)."""
+    from revsnn.baselines import spikingjelly_available
+    from revsnn.bench import network
+
+    label = getattr(network, "_label", str)  # the benchmark's own legend names
+    return {label(m): m for m in network.NETWORK_MODES
+            if not m.startswith("spikingjelly") or spikingjelly_available()}
+
+
+def device_options() -> dict:
+    """Widget label -> device string: ``CPU`` and, when present, ``CUDA:i (<GPU name>)``."""
+    import torch
+
+    options = {"CPU": "cpu"}
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            options[f"CUDA:{i} ({torch.cuda.get_device_name(i)})"] = f"cuda:{i}"
+    return options
+
+
+def parse_ints(text: str, name: str, *, minimum: int = 1, maximum: Optional[int] = None) -> list:
+    """``"4, 8 16"`` -> ``[4, 8, 16]``; ValueError naming ``name`` for anything else."""
+    parts = [p for p in str(text).replace(",", " ").split() if p]
+    if not parts:
+        raise ValueError(f"{name}: enter at least one value")
+    values = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise ValueError(f"{name}: {p!r} is not a whole number") from None
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise ValueError(f"{name} must be <= {maximum}, got {v}")
+        if v not in values:
+            values.append(v)
+    return values
+
+
+def check_node_input(modes, neurons: int, dtype: str, device: str) -> None:
+    """Let the library reject a configuration before a long run: build every node and run it on
+    one tiny ``[1, 1, neurons]`` input. Raises the node's own ValueError (e.g. an odd neuron count
+    for ReversibleLIF, which splits them into two groups)."""
+    import torch
+
+    from revsnn.measure import node_factory, parse_dtype
+
+    tdtype = parse_dtype(dtype)
+    for mode in modes:
+        node = node_factory(mode)().to(device)
+        with torch.no_grad():
+            node(torch.zeros(1, 1, neurons, dtype=tdtype, device=device))

@@ -1,0 +1,168 @@
+"""Page 2: one full training step of a spiking VGG/ResNet per memory mode (revsnn.bench.network).
+
+Configurations (architecture × T × batch) are measured one after another; each finished one is
+added to the table at once. *Cancel* sets a session flag that the loop checks between
+configurations (pressing it also reruns the page, which stops the loop at its next progress
+update); the rows measured so far are kept and saved either way.
+"""
+
+import streamlit as st
+
+from dashboard import charts, data, export_ui, state
+from revsnn import measure
+
+KIND = "network"
+PROGRESS = "network_in_progress"  # {"done": k, "total": n, "device": label} while a run is open
+ROWS = "network_rows"
+
+st.title("Architectures: one training step per memory mode")
+st.caption(
+    "Forward, cross-entropy loss and backward of a whole spiking network on images "
+    "[batch, 3, size, size] fed over T steps; every mode is timed side by side within each "
+    "configuration. **peak** = allocator-level peak over the step (parameters and gradients "
+    "included); on CUDA also torch.cuda.max_memory_allocated. Reversible modes fuse each "
+    "BatchNorm into the node that follows it.")
+
+try:
+    from revsnn.bench.network import measure_network
+    from revsnn.models import MODELS
+    modes_by_label = state.network_mode_options()
+except ImportError as exc:  # the network benchmark is optional while it is being written
+    measure_network, MODELS, modes_by_label, missing = None, {}, state.mode_options(), str(exc)
+else:
+    missing = ""
+
+devices = state.device_options()
+
+
+def _request_cancel():
+    st.session_state["network_cancel"] = True
+
+
+def _finish(how: str, level=st.warning):
+    """Close an open run: save what was measured and say how it ended (``how``: "Measured",
+    "Cancelled", ...)."""
+    info = st.session_state.pop(PROGRESS, None)
+    rows = st.session_state.pop(ROWS, [])
+    if info is None:
+        return
+    done = f"{info['done']} of {info['total']} configurations"
+    if not rows:
+        level(f"{how} before any configuration finished; nothing to keep.")
+        return
+    df = measure.to_frame(rows)
+    path = data.save_run(KIND, df)
+    state.set_table(KIND, df, f"measured on {info['device']} ({done}), saved as {path.name}")
+    level(f"{how} {done if how == 'Measured' else 'after ' + done}; {len(rows)} rows saved as "
+          f"{path.name}.")
+
+
+with st.sidebar:
+    st.header("Measure now")
+    arch_names = [a for a in MODELS if a != "convnet"] + (["convnet"] if "convnet" in MODELS
+                                                          else [])
+    archs = st.multiselect("Architectures", arch_names, default=arch_names[:1],
+                           key="network_archs", disabled=measure_network is None)
+    default_labels = [lab for lab in modes_by_label
+                      if modes_by_label[lab] in ("spikingjelly", "bptt", "checkpoint", "fused")]
+    labels = st.multiselect("Modes", list(modes_by_label), default=default_labels,
+                            key="network_modes", disabled=measure_network is None)
+    c1, c2 = st.columns(2)
+    image_size = c1.number_input("Image size", min_value=1, max_value=512, value=32,
+                                 key="network_image_size", help="height = width in pixels")
+    num_classes = c2.number_input("Classes", min_value=1, max_value=1000, value=10,
+                                  key="network_classes")
+    t_text = c1.text_input("T values", "4", key="network_T")
+    b_text = c2.text_input("Batch sizes", "8", key="network_batch")
+    dtype = c1.selectbox("dtype", state.DTYPES, key="network_dtype")
+    repeats = c2.number_input("Repeats", min_value=1, max_value=50, value=2,
+                              key="network_repeats")
+    warmup = c1.number_input("Warm-up runs", min_value=0, max_value=10, value=1,
+                             key="network_warmup")
+    device_label = st.selectbox("Device", list(devices), key="network_device")
+    c1, c2 = st.columns(2)
+    go_measure = c1.button("Measure now", type="primary", key="network_measure",
+                           disabled=measure_network is None, width="stretch")
+    c2.button("Cancel", key="network_cancel_button", on_click=_request_cancel, width="stretch",
+              help="stop after the configuration being measured")
+
+if missing:
+    st.info(f"Live measurement of whole networks needs revsnn.bench.network ({missing}). "
+            "The shipped table, if any, is shown below; to measure from a shell: "
+            "`python -m revsnn bench network --help`.")
+
+# A run that a rerun interrupted (Cancel, or any widget change) is closed here.
+if PROGRESS in st.session_state:
+    cancelled = st.session_state.pop("network_cancel", False)
+    _finish("Cancelled" if cancelled else "Stopped (the page was rerun)")
+
+if go_measure:
+    try:
+        if not archs:
+            raise ValueError("Architectures: choose at least one architecture")
+        if not labels:
+            raise ValueError("Modes: choose at least one mode")
+        modes = [modes_by_label[lab] for lab in labels]
+        Ts = state.parse_ints(t_text, "T")
+        batches = state.parse_ints(b_text, "batch")
+    except ValueError as exc:
+        st.error(f"Cannot measure: {exc}")
+    else:
+        configs = [(a, T, b) for a in archs for T in Ts for b in batches]
+        st.session_state["network_cancel"] = False
+        st.session_state[ROWS] = []
+        st.session_state[PROGRESS] = {"done": 0, "total": len(configs), "device": device_label}
+        with state.exclusive_measurement():
+            bar = st.progress(0.0, text=f"{len(configs)} configurations to measure …")
+            live = st.empty()
+            for i, (arch, T, batch) in enumerate(configs):
+                if st.session_state.get("network_cancel"):
+                    break
+                bar.progress(i / len(configs),
+                             text=f"{i} / {len(configs)} done; measuring {arch} T={T} "
+                                  f"batch={batch} …")
+                try:
+                    new = measure_network(arch, modes, T=T, batch=batch,
+                                          image_size=int(image_size),
+                                          num_classes=int(num_classes), dtype=dtype,
+                                          device=devices[device_label], repeats=int(repeats),
+                                          warmup=int(warmup))
+                except Exception as exc:  # noqa: BLE001 - a bad configuration becomes a row
+                    new = [{"kind": "network", "arch": arch, "T": T, "batch": batch,
+                            "mode": m, "label": next(lab for lab in labels
+                                                     if modes_by_label[lab] == m),
+                            "dtype": dtype, "device": devices[device_label], "status": "error",
+                            "error": f"{type(exc).__name__}: {exc}"[:500]} for m in modes]
+                st.session_state[ROWS] = st.session_state[ROWS] + list(new)
+                st.session_state[PROGRESS]["done"] = i + 1
+                live.dataframe(measure.to_frame(st.session_state[ROWS]), hide_index=True)
+            bar.progress(1.0, text="done")
+            live.empty()
+        if st.session_state.get("network_cancel"):
+            _finish("Cancelled")
+        else:
+            _finish("Measured", level=st.success)
+        st.session_state["network_cancel"] = False
+
+df, source = state.get_table(KIND)
+if df is None:
+    st.info("No network table yet" + ("" if missing else ": choose architectures and press "
+                                      "*Measure now* in the sidebar") + ".")
+    st.stop()
+st.caption(f"Showing: {source}")
+
+bad = data.failed_rows(df)
+if len(bad):
+    st.error(f"{len(bad)} of {len(df)} rows did not measure (status oom/error); see the table.")
+
+c1, c2 = st.columns(2)
+metric = c1.selectbox("Metric", ["peak_bytes", "act_bytes", "saved_bytes", "predicted_saved_bytes",
+                                 "cuda_peak_bytes", "step_ms", "bwd_ms", "fwd_ms", "peak_ratio",
+                                 "act_ratio", "step_ratio", "step_vs_bptt"],
+                      format_func=lambda m: charts.METRICS[m][0], key="network_metric")
+log_y = c2.checkbox("log y", value=False, key="network_logy")
+export_ui.chart(charts.network_figure(df, metric, log_y=log_y), f"network {metric}",
+                "network_fig", df)
+
+st.subheader("Table")
+st.dataframe(df, hide_index=True, key="network_table")

@@ -1,0 +1,126 @@
+"""Page 3: the largest batch and the largest T each memory mode trains within a memory budget
+(revsnn.bench.budget: the peak of one training step, parameters and gradients included)."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data, export_ui, state
+from revsnn.bench.report import human_bytes
+
+KIND = "budget"
+BUDGETS = [2 ** k for k in range(20, 41)]  # 1 MiB … 1 TiB
+
+st.title("Max batch under a budget")
+st.caption(
+    "For each mode, the largest batch (at fixed T) and the largest T (at fixed batch) whose "
+    "training step (forward, cross-entropy, backward; no optimizer state) peaks within the budget. "
+    "Peak = torch.cuda.max_memory_allocated on CUDA, live tensor bytes on CPU; parameters and "
+    "gradients count. The search measures batch 1 and 2, extrapolates the line, and confirms the "
+    "boundary (fits at the maximum, not at maximum + 1).")
+
+try:
+    from revsnn.bench import budget
+    from revsnn.models import MODELS
+    modes_by_label = state.network_mode_options()
+except ImportError as exc:
+    budget, MODELS, modes_by_label, missing = None, {}, {}, str(exc)
+else:
+    missing = ""
+
+devices = state.device_options()
+
+with st.sidebar:
+    st.header("Measure now")
+    arch_names = list(MODELS)
+    arch = st.selectbox("Architecture", arch_names or ["(none)"],
+                        index=arch_names.index("vgg11") if "vgg11" in arch_names else 0,
+                        key="budget_arch", disabled=budget is None)
+    default_labels = [lab for lab in modes_by_label
+                      if modes_by_label[lab] in ("spikingjelly", "bptt", "fused")]
+    labels = st.multiselect("Modes", list(modes_by_label), default=default_labels,
+                            key="budget_modes", disabled=budget is None)
+    budget_bytes = st.select_slider("Memory budget", BUDGETS, value=2 ** 28,
+                                    format_func=human_bytes, key="budget_bytes")
+    searches = st.multiselect("Find the largest", ["batch", "T"], default=["batch", "T"],
+                              key="budget_searches")
+    c1, c2 = st.columns(2)
+    T = c1.number_input("T (batch search)", min_value=0, max_value=4096, value=4,
+                        key="budget_T")
+    batch = c2.number_input("Batch (T search)", min_value=0, max_value=65536, value=4,
+                            key="budget_batch")
+    image_size = c1.number_input("Image size", min_value=1, max_value=512, value=32,
+                                 key="budget_image_size")
+    dtype = c2.selectbox("dtype", state.DTYPES, key="budget_dtype")
+    device_label = st.selectbox("Device", list(devices), key="budget_device")
+    go_measure = st.button("Measure now", type="primary", key="budget_measure",
+                           disabled=budget is None, width="stretch")
+
+if missing:
+    st.info(f"Searching the largest batch / T needs revsnn.bench.budget ({missing}). The shipped "
+            "table, if any, is shown below; from a shell: `python -m revsnn bench budget --help`.")
+
+if go_measure:
+    try:
+        if not labels:
+            raise ValueError("Modes: choose at least one mode")
+        if not searches:
+            raise ValueError("Find the largest: choose batch, T or both")
+        if "batch" in searches and int(T) < 1:
+            raise ValueError(f"T must be >= 1 for the batch search, got {int(T)}")
+        if "T" in searches and int(batch) < 1:
+            raise ValueError(f"batch must be >= 1 for the T search, got {int(batch)}")
+    except ValueError as exc:
+        st.error(f"Cannot measure: {exc}")
+    else:
+        modes = [modes_by_label[lab] for lab in labels]
+        total = len(modes) * len(searches)
+        rows = []
+        with state.exclusive_measurement():
+            bar = st.progress(0.0, text=f"{total} searches to run …")
+            live = st.empty()
+
+            def on_row(row):
+                rows.append(row)
+                bar.progress(len(rows) / total, text=f"{len(rows)} / {total}: largest "
+                             f"{row['search']} of {row['label']} = {row['max_value']}")
+                live.dataframe(pd.DataFrame(rows)[["search", "label", "max_value",
+                                                        "status"]], hide_index=True)
+
+            try:
+                budget.budget_search(arch, modes, int(budget_bytes), T=int(T) or 1,
+                                     batch=int(batch) or 1, searches=tuple(searches),
+                                     image_size=int(image_size), dtype=dtype,
+                                     device=devices[device_label], on_row=on_row)
+            except Exception as exc:  # noqa: BLE001 - shown as a message, never a traceback
+                st.error(f"Search stopped: {type(exc).__name__}: {exc}")
+            live.empty()
+        if rows:
+            df = pd.DataFrame(rows)
+            path = data.save_run(KIND, df)
+            state.set_table(KIND, df, f"measured now on {device_label}, saved as {path.name}")
+            st.success(f"Ran {len(df)} searches within {human_bytes(int(budget_bytes))}; saved "
+                       f"as {path.name}.")
+
+df, source = state.get_table(KIND)
+if df is None:
+    st.info("No budget table yet" + ("" if missing else ": choose a budget and press "
+                                     "*Measure now* in the sidebar") + ".")
+    st.stop()
+st.caption(f"Showing: {source}")
+
+# a mode that does not fit even at batch 1 / T = 1, or that failed, is named here
+for _, r in df.iterrows():
+    if r.get("status") != "ok":
+        st.error(f"{r['label']} ({r['search']} search): {r['status']}: {r.get('error', '')}")
+    elif r.get("max_value") == 0:
+        fixed = f"T = {r['T']:g}" if r["search"] == "batch" else f"batch = {r['batch']:g}"
+        unit = "batch 1" if r["search"] == "batch" else "T = 1"
+        st.error(f"{r['label']}: over the budget — even {unit} ({fixed}, {r['arch']}) needs more "
+                 f"than {human_bytes(r['budget_bytes'])}.")
+
+figs = charts.standard_figures(KIND, df)
+for i, (name, fig) in enumerate(figs.items()):
+    export_ui.chart(fig, name, f"budget_fig_{i}", df)
+
+st.subheader("Table")
+st.dataframe(df, hide_index=True, key="budget_table")

@@ -1,0 +1,121 @@
+"""Page 1: one spiking node, every memory strategy side by side (revsnn.measure)."""
+
+import streamlit as st
+
+from dashboard import charts, data, export_ui, state
+from revsnn import measure
+
+KIND = "nodes"
+
+st.title("Spiking nodes: memory and backward time")
+st.caption(
+    "One node on input [T, batch, neurons]. **saved** = bytes autograd keeps for backward beyond "
+    "the node's input and output (saved-tensor hooks; they do not see what checkpointing keeps, "
+    "so compare **activations** for that mode); **activations** / **peak** = allocator-level "
+    "tracking (MemTracker); times are medians, modes timed round-robin in one run.")
+
+modes_by_label = state.mode_options()
+devices = state.device_options()
+
+with st.sidebar:
+    st.header("Measure now")
+    default_labels = [lab for lab in modes_by_label if modes_by_label[lab] != "autograd"]
+    labels = st.multiselect("Modes", list(modes_by_label), default=default_labels,
+                            key="nodes_modes")
+    t_text = st.text_input("T values", "4, 8, 16, 32", key="nodes_T",
+                           help="time steps, separated by commas or spaces")
+    b_text = st.text_input("Batch sizes", "16, 64", key="nodes_batch")
+    c1, c2 = st.columns(2)
+    neurons = c1.number_input("Neurons", min_value=1, max_value=1 << 22, value=1024, step=2,
+                              key="nodes_neurons",
+                              help="even: ReversibleLIF splits them into two groups")
+    dtype = c2.selectbox("dtype", state.DTYPES, key="nodes_dtype")
+    repeats = c1.number_input("Repeats", min_value=1, max_value=100, value=3, key="nodes_repeats")
+    warmup = c2.number_input("Warm-up runs", min_value=0, max_value=20, value=1,
+                             key="nodes_warmup")
+    device_label = st.selectbox("Device", list(devices), key="nodes_device")
+    go_measure = st.button("Measure now", type="primary", key="nodes_measure", width="stretch")
+
+rows: list = []
+if go_measure:
+    try:
+        if not labels:
+            raise ValueError("Modes: choose at least one mode")
+        modes = [modes_by_label[lab] for lab in labels]
+        Ts = state.parse_ints(t_text, "T")
+        batches = state.parse_ints(b_text, "batch")
+        device = devices[device_label]
+        state.check_node_input(modes, int(neurons), dtype, device)
+    except (ValueError, RuntimeError) as exc:
+        st.error(f"Cannot measure: {exc}")
+    else:
+        total = len(modes) * len(Ts) * len(batches)
+        with state.exclusive_measurement():
+            bar = st.progress(0.0, text=f"measuring {total} configurations …")
+            live = st.empty()
+
+            def on_row(row):
+                rows.append(row)
+                bar.progress(len(rows) / total,
+                             text=f"{len(rows)} / {total}: {row['label']} T={row['T']} "
+                                  f"batch={row['batch']} ({row['status']})")
+                live.dataframe(measure.to_frame(rows)[["label", "T", "batch", "saved_bytes",
+                                                       "bwd_ms", "status"]],
+                               hide_index=True)
+
+            try:
+                measure.measure_nodes(modes, Ts=Ts, batches=batches, neurons=int(neurons),
+                                      repeats=int(repeats), warmup=int(warmup), dtype=dtype,
+                                      device=device, on_row=on_row)
+            except Exception as exc:  # noqa: BLE001 - failed cases are rows; this is the rest
+                st.error(f"Measurement stopped: {type(exc).__name__}: {exc}")
+            live.empty()
+    if rows:
+        df = measure.to_frame(rows)
+        path = data.save_run(KIND, df)
+        state.set_table(KIND, df, f"measured now on {device_label}, saved as {path.name}")
+        bad = data.failed_rows(df)
+        if len(bad):
+            st.error(f"{len(bad)} of {len(df)} configurations failed; they are listed in the "
+                     "table below with their status.")
+        st.success(f"Measured {len(df) - len(bad)} of {len(df)} configurations; saved as "
+                   f"{path.name} (reload it on the Results & export page).")
+
+df, source = state.get_table(KIND)
+if df is None:
+    st.info("No node table yet: use *Measure now* in the sidebar, or run "
+            "`python -m revsnn bench nodes --out data/results/defaults/nodes.csv`.")
+    st.stop()
+st.caption(f"Showing: {source}")
+
+c1, c2, c3, c4 = st.columns(4)
+x = c1.radio("x axis", ["T", "batch"], horizontal=True, key="nodes_x")
+mem = c2.selectbox("Memory metric", ["saved_bytes", "act_bytes", "peak_bytes", "cuda_peak_bytes"],
+                   format_func=lambda m: charts.METRICS[m][0], key="nodes_mem")
+tim = c3.selectbox("Time metric", ["bwd_ms", "step_ms", "fwd_ms"],
+                   format_func=lambda m: charts.METRICS[m][0], key="nodes_time")
+log_y = c4.checkbox("log y", value=False, key="nodes_logy")
+
+left, right = st.columns(2)
+with left:
+    export_ui.chart(charts.node_metric_figure(df, mem, x=x, log_y=log_y),
+                    f"nodes {mem} vs {x}", "nodes_mem_fig", df)
+with right:
+    export_ui.chart(charts.node_metric_figure(df, tim, x=x, log_y=log_y),
+                    f"nodes {tim} vs {x}", "nodes_time_fig", df)
+
+ratios = data.node_ratios(df)
+if ratios.empty:
+    st.info("Ratios need the standard node (SpikingJelly LIFNode or LIF (BPTT)) in the table.")
+else:
+    st.subheader(f"Against the standard node ({ratios['baseline'].iloc[0]})")
+    left, right = st.columns(2)
+    with left:
+        export_ui.chart(charts.node_ratio_figure(ratios, "saved_ratio", x=x),
+                        f"nodes saved ratio vs {x}", "nodes_ratio_saved", ratios)
+    with right:
+        export_ui.chart(charts.node_ratio_figure(ratios, "bwd_ratio", x=x),
+                        f"nodes backward ratio vs {x}", "nodes_ratio_bwd", ratios)
+
+st.subheader("Table")
+st.dataframe(df, hide_index=True, key="nodes_table")

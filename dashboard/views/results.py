@@ -1,0 +1,60 @@
+"""Page 5: every chart and table of this session for download, one zip of all, and saved runs."""
+
+import streamlit as st
+
+from dashboard import charts, data, export_ui, state
+from revsnn import export
+
+st.title("Results & export")
+
+# ------------------------------------------------------------------ saved runs
+st.subheader("Saved runs")
+runs = data.list_runs()
+if not runs:
+    st.info(f"No saved runs yet. Every *Measure now* saves its table as a timestamped CSV in "
+            f"{data.runs_label()}.")
+else:
+    c1, c2, c3 = st.columns([3, 1, 1])
+    chosen = c1.selectbox("Saved run", runs, format_func=data.describe_run, key="results_run")
+    c2.write("")
+    c3.write("")
+    if c2.button("Load", key="results_load", width="stretch"):
+        try:
+            kind, df = data.load_run(chosen)
+        except (ValueError, OSError) as exc:
+            st.error(f"Cannot load {chosen}: {exc}")
+        else:
+            state.set_table(kind, df, f"saved run {chosen}")
+            st.success(f"Loaded {chosen} ({len(df)} rows) into the {data.KINDS[kind]} page.")
+    if c3.button("Shipped defaults", key="results_reset", width="stretch",
+                 help="show the shipped tables again on every page"):
+        state.reset_tables()
+        st.success("Every page shows the shipped defaults again.")
+
+# ------------------------------------------------------------------ export all
+tables = state.all_tables()
+figures = {}
+for kind, (df, _) in tables.items():
+    figures.update(charts.standard_figures(kind, df))
+
+ok, reason = export_ui.static_status()
+st.subheader("Export all")
+if not ok:
+    st.warning(f"PNG, SVG and PDF export is unavailable: {reason}. The zip holds HTML and CSV.",
+               icon="⚠️")
+formats = export.FIGURE_FORMATS if ok else ("html",)
+st.download_button(
+    f"Download everything (.zip: {len(figures)} charts as {', '.join(f.upper() for f in formats)};"
+    f" {len(tables)} tables as CSV)",
+    data=lambda: export.export_all(figures, {data.KINDS[k]: t[0] for k, t in tables.items()},
+                                   formats=formats),
+    file_name="revsnn-results.zip", mime=export.MIME_TYPES["zip"], key="results_zip",
+    on_click="ignore", type="primary", icon=":material/folder_zip:")
+
+# ------------------------------------------------------------------ every chart
+for kind, (df, source) in tables.items():
+    st.subheader(data.KINDS[kind])
+    st.caption(f"Source: {source}")
+    for i, (name, fig) in enumerate(charts.standard_figures(kind, df).items()):
+        with st.expander(name, expanded=i == 0):
+            export_ui.chart(fig, name, f"results_{kind}_{i}", df)

@@ -1,0 +1,192 @@
+"""Chart builders and table helpers of the dashboard: plain functions, tested without Streamlit."""
+
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the dashboard package
+
+from dashboard import charts, data  # noqa: E402
+from revsnn import MemoryMode  # noqa: E402
+
+
+def _row(mode, label, T, batch, saved, bwd, status="ok"):
+    return {"kind": "node", "mode": mode, "label": label, "T": T, "batch": batch,
+            "dtype": "float32", "device": "cpu", "device_name": "x86_64", "saved_bytes": saved,
+            "act_bytes": saved + 1024, "peak_bytes": 2 * saved, "bwd_ms": bwd, "fwd_ms": 1.0,
+            "step_ms": bwd + 1.0, "status": status, "error": "" if status == "ok" else "boom"}
+
+
+@pytest.fixture
+def nodes():
+    rows = []
+    for T in (4, 8):
+        for batch in (16, 64):
+            n = T * batch * 1024
+            rows += [_row("spikingjelly", "SpikingJelly LIFNode", T, batch, 12 * n, 2.0),
+                     _row("bptt", MemoryMode.BPTT.label, T, batch, 12 * n, 3.0),
+                     _row("fused", MemoryMode.REVERSIBLE_FUSED.label, T, batch, 4 * batch * 1024,
+                          4.0)]
+    rows.append(_row("revnet", MemoryMode.REVERSIBLE_REVNET.label, 8, 64, math.nan, math.nan,
+                     status="oom"))
+    return pd.DataFrame(rows)
+
+
+def _traces(fig):
+    return [t for t in fig.data]
+
+
+def test_lines_one_panel_per_facet_one_legend_entry_per_label(nodes):
+    fig = charts.node_metric_figure(nodes, "saved_bytes")
+    assert isinstance(fig, go.Figure)
+    names = [t.name for t in fig.data]
+    assert len(fig.data) == 3 * 2  # 3 labels that measured × 2 batch panels; not the OOM row
+    assert [t.name for t in fig.data if t.showlegend] == [
+        "SpikingJelly LIFNode", "LIF (BPTT)", "ReversibleLIF (fused)"]
+    assert MemoryMode.REVERSIBLE_REVNET.label not in names
+    fused_b16 = next(t for t in fig.data if t.name == "ReversibleLIF (fused)" and t.xaxis == "x")
+    assert list(fused_b16.x) == [4, 8]
+    assert list(fused_b16.y) == pytest.approx([4 * 16 * 1024 / 2**20] * 2)  # MiB
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [4, 8]
+
+
+def test_against_batch_panels_by_T(nodes):
+    fig = charts.node_metric_figure(nodes, "bwd_ms", x="batch")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["T = 4", "T = 8"]
+    bptt = next(t for t in fig.data if t.name == "LIF (BPTT)")
+    assert list(bptt.x) == [16, 64] and list(bptt.y) == [3.0, 3.0]
+
+
+def test_colours_and_markers_are_stable_per_mode(nodes):
+    a = charts.node_metric_figure(nodes, "saved_bytes")
+    b = charts.node_metric_figure(nodes[nodes["mode"] != "spikingjelly"], "bwd_ms")
+    colour = {t.name: t.line.color for t in a.data}
+    assert all(colour[t.name] == t.line.color for t in b.data)
+    assert len(set(colour.values())) == 3
+    assert charts.label_symbol("LIF (BPTT)") != charts.label_symbol("SpikingJelly LIFNode")
+
+
+def test_mixed_dtypes_get_separate_series(nodes):
+    other = nodes.assign(dtype="float64")
+    fig = charts.node_metric_figure(pd.concat([nodes, other]), "saved_bytes")
+    assert "LIF (BPTT) · float64" in {t.name for t in fig.data}
+
+
+def test_all_failed_gives_an_empty_figure_that_says_so(nodes):
+    fig = charts.node_metric_figure(nodes.assign(status="error"), "saved_bytes")
+    assert len(fig.data) == 0
+    assert "no successful rows" in fig.layout.annotations[0].text
+
+
+def test_node_ratios_use_the_standard_node(nodes):
+    r = data.node_ratios(nodes)
+    assert set(r["baseline"]) == {"SpikingJelly LIFNode"}
+    fused = r[(r["mode"] == "fused") & (r["T"] == 8) & (r["batch"] == 16)].iloc[0]
+    assert fused["saved_ratio"] == pytest.approx(3 * 8)  # 12 B per neuron-step vs 4 B per neuron
+    assert fused["bwd_ratio"] == pytest.approx(2.0)
+    revnet = r[r["mode"] == "revnet"].iloc[0]
+    assert math.isnan(revnet["saved_ratio"])  # an OOM row has no ratio
+    fig = charts.node_ratio_figure(r, "saved_ratio")
+    assert fig.layout.yaxis.type == "log" and "SpikingJelly LIFNode" in fig.layout.title.text
+
+
+def test_node_ratios_fall_back_to_bptt(nodes):
+    r = data.node_ratios(nodes[nodes["mode"] != "spikingjelly"])
+    assert set(r["baseline"]) == {"LIF (BPTT)"}
+    assert data.node_ratios(nodes[nodes["mode"] == "fused"]).empty
+
+
+def test_network_bars_group_by_configuration():
+    rows = [{"kind": "network", "arch": a, "T": 4, "batch": b, "mode": m, "label": lab,
+             "peak_bytes": p, "status": "ok"}
+            for a in ("vgg11", "resnet18") for b in (8, 16)
+            for m, lab, p in (("bptt", "LIF (BPTT)", 2**24 * b), ("fused", "ReversibleLIF (fused)",
+                                                                  2**22 * b))]
+    rows.append({"kind": "network", "arch": "vgg11", "T": 4, "batch": 99, "mode": "fused",
+                 "label": "ReversibleLIF (fused)", "peak_bytes": math.nan, "status": "oom"})
+    fig = charts.network_figure(pd.DataFrame(rows), "peak_bytes")
+    assert [t.name for t in fig.data] == ["LIF (BPTT)", "ReversibleLIF (fused)"]
+    assert list(fig.data[0].x) == ["vgg11 · B=8", "vgg11 · B=16", "resnet18 · B=8",
+                                   "resnet18 · B=16"]
+    assert list(fig.data[1].y) == pytest.approx([32.0, 64.0, 32.0, 64.0])
+    assert fig.layout.barmode == "group"
+
+
+def test_budget_bars():
+    df = pd.DataFrame({
+        "search": ["batch", "batch", "batch", "T"],
+        "mode": ["spikingjelly", "bptt", "fused", "fused"],
+        "label": ["SpikingJelly LIFNode", "LIF (BPTT)", "ReversibleLIF (fused)",
+                  "ReversibleLIF (fused)"],
+        "arch": ["vgg11"] * 4, "budget_bytes": [2**28] * 4, "T": [4, 4, 4, 64],
+        "batch": [12, 12, 96, 4], "max_value": [12, 12, 96, 64],
+        "ratio_vs_spikingjelly": [1.0, 1.0, 8.0, math.nan], "status": ["ok"] * 4})
+    fig = charts.budget_figure(df, "batch")
+    assert [t.name for t in fig.data] == ["SpikingJelly LIFNode", "LIF (BPTT)",
+                                          "ReversibleLIF (fused)"]
+    assert [list(t.y) for t in fig.data] == [[12], [12], [96]]
+    assert list(fig.data[2].text) == ["96 (8.00× SJ)"] and list(fig.data[0].text) == ["12"]
+    assert fig.layout.title.text == "largest batch within 256.00 MiB: vgg11, T = 4"
+    assert list(charts.budget_figure(df, "T").data[0].y) == [64]
+    assert list(charts.standard_figures("budget", df)) == ["Budget: largest batch",
+                                                           "Budget: largest T"]
+
+
+@pytest.fixture
+def drift():
+    return pd.DataFrame([
+        {"node": "ReversibleLIF", "T": 4, "dtype": "float32", "state_error": 0.0,
+         "max_membrane": 6.0, "flipped_spikes": 0, "input_error": 0.0},
+        {"node": "ReversibleLIF", "T": 8, "dtype": "float32", "state_error": 0.0,
+         "max_membrane": 7.0, "flipped_spikes": 2, "input_error": 0.0},
+        {"node": "naive coupling", "T": 4, "dtype": "float32", "state_error": 2e-7,
+         "max_membrane": 24.0, "flipped_spikes": -1, "input_error": math.nan},
+        {"node": "naive coupling", "T": 8, "dtype": "float32", "state_error": math.inf,
+         "max_membrane": math.inf, "flipped_spikes": -1, "input_error": math.nan},
+    ])
+
+
+def test_drift_error_draws_zero_and_overflow_visibly(drift):
+    fig = charts.drift_error_figure(drift)
+    rev = next(t for t in fig.data if t.name == "ReversibleLIF · float32")
+    naive = next(t for t in fig.data if t.name == "naive coupling · float32")
+    assert list(rev.y) == [1e-20, 1e-20] and list(rev.text) == ["0 (exact)"] * 2
+    assert naive.y[0] == pytest.approx(2e-7)
+    assert naive.y[1] == pytest.approx(2e-5) and naive.marker.symbol[1] == "triangle-up"
+    assert fig.layout.yaxis.type == "log"
+    assert all(math.isfinite(v) for t in fig.data for v in t.y)  # plotly JSON has no inf
+
+
+def test_drift_flips_counts_only_reversible_rows(drift):
+    fig = charts.drift_flips_figure(drift)
+    assert len(fig.data) == 1 and list(fig.data[0].y) == [0, 2]
+
+
+@pytest.mark.parametrize("kind", ["nodes", "drift"])
+def test_standard_figures_cover_every_kind(kind, nodes, drift):
+    figs = charts.standard_figures(kind, nodes if kind == "nodes" else drift)
+    assert figs and all(isinstance(f, go.Figure) and f.data for f in figs.values())
+    assert charts.standard_figures(kind, None) == {}
+    with pytest.raises(ValueError, match="unknown table kind"):
+        charts.standard_figures("nope", nodes)
+
+
+def test_runs_are_saved_listed_and_reloaded(tmp_path, monkeypatch, nodes):
+    monkeypatch.setenv(data.RUNS_ENV, str(tmp_path))
+    assert data.list_runs() == []
+    p1 = data.save_run("nodes", nodes)
+    p2 = data.save_run("drift", pd.DataFrame({"T": [4]}))
+    (tmp_path / "notes.txt").write_text("not a run")
+    assert set(data.list_runs()) == {p1.name, p2.name}
+    kind, back = data.load_run(p1.name)
+    assert kind == "nodes" and len(back) == len(nodes)
+    assert "Nodes, " in data.describe_run(p1.name)
+    with pytest.raises(ValueError, match="no saved run"):
+        data.load_run("../nodes.csv")
+    with pytest.raises(ValueError, match="unknown table kind"):
+        data.save_run("bogus", nodes)
