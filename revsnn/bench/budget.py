@@ -1,0 +1,428 @@
+"""``revsnn bench budget``: the largest batch (and, at a fixed batch, the largest T) that each memory
+mode trains in a memory budget.
+
+What is measured
+----------------
+The peak memory of one training step (forward, cross-entropy loss, backward; no optimizer state),
+*including* parameters and gradients, since they share the budget:
+
+- CUDA: ``torch.cuda.max_memory_allocated`` over the step (the caching allocator's own count).
+- CPU: the peak of live tensor storage bytes, tracked at the dispatcher (every tensor an operator
+  creates is counted until its storage is freed; parameters, buffers and existing gradients are
+  counted from the start). This is what ``torch.distributed._tools.mem_tracker.MemTracker`` tracks
+  too, without its per-module bookkeeping, which makes it several times slower on the reversible
+  modes' many small per-step operations.
+
+How it searches
+---------------
+Memory grows linearly in the batch (and in T): peak(b) ≈ P + a·b. The search measures b = 1 and 2,
+extrapolates the line to the budget, measures there, and then confirms the boundary b*, b* + 1
+(peak(b*) ≤ budget < peak(b* + 1)) by secant steps through the two measurements nearest the budget,
+falling back to bisection/doubling when the line is off. Usually 4 measurements, two of them at the
+boundary. An out-of-memory error at a probe counts as "does not fit" and is recorded.
+
+Rows (one per mode and search) have columns :data:`COLUMNS`; ``batch_ratio`` / ``T_ratio`` are
+the mode's maximum over SpikingJelly's (higher = fits more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import time
+from typing import Callable, Optional, Sequence
+
+from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
+                   positive_int, resolve_device)
+from .report import (check_output_path, echo, failure_text, fmt_ratio, format_table,
+                     human_bytes, safe_ratio, write_rows)
+
+__all__ = ["add_arguments", "run", "parse_bytes", "step_peak_bytes", "search_max", "max_batch",
+           "max_T", "budget_search", "format_budget_table", "COLUMNS", "DEFAULT_MODES"]
+
+DEFAULT_MODES = ("spikingjelly", "spikingjelly_memopt", "bptt", "checkpoint", "revnet", "fused")
+
+COLUMNS = ["kind", "search", "mode", "label", "arch", "budget_bytes", "T", "batch", "image_size",
+           "dtype", "device", "device_name", "torch_version", "max_value", "peak_at_max",
+           "peak_above_max", "predicted_max", "n_probes", "probes", "metric", "seconds",
+           "ratio_vs_spikingjelly", "status", "error"]
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000 ** 2, "mb": 1000 ** 2, "g": 1000 ** 3,
+          "gb": 1000 ** 3, "t": 1000 ** 4, "tb": 1000 ** 4, "kib": 1024, "mib": 1024 ** 2,
+          "gib": 1024 ** 3, "tib": 1024 ** 4}
+
+
+def parse_bytes(text) -> int:
+    """``"8GiB"`` → 8589934592; binary (KiB, MiB, GiB, TiB) and decimal (KB, MB, GB, TB) units.
+
+    >>> parse_bytes("2GiB"), parse_bytes("512 MiB"), parse_bytes("1.5GB"), parse_bytes(4096)
+    (2147483648, 536870912, 1500000000, 4096)
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"cannot parse a memory size from {text!r}; use e.g. 8GiB, 512MiB, "
+                             f"2GB or a number of bytes")
+        value, unit = float(m.group(1)), m.group(2).lower()
+    n = int(value * _UNITS[unit])
+    if n <= 0:
+        raise ValueError(f"a memory budget must be positive, got {text!r}")
+    return n
+
+
+# -- measuring one step --------------------------------------------------------------------------
+
+def _live_tracker(base: int):
+    """A TorchDispatchMode counting live CPU storage bytes (see the module docstring)."""
+    import weakref
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class LiveBytes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.current = self.peak = base
+            self._live: dict = {}
+
+        def _forget(self, key):
+            n = self._live.pop(key, None)
+            if n is not None:
+                self.current -= n
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
+                    continue
+                st = t.untyped_storage()
+                key, n = st.data_ptr(), st.nbytes()
+                if n == 0 or key in self._live:
+                    continue
+                self._live[key] = n
+                self.current += n
+                weakref.finalize(st, self._forget, key)
+                self.peak = max(self.peak, self.current)
+            return out
+
+    return LiveBytes()
+
+
+def _storage_bytes(tensors) -> int:
+    seen, total = set(), 0
+    for t in tensors:
+        if t is None:
+            continue
+        st = t.untyped_storage()
+        if st.data_ptr() not in seen:
+            seen.add(st.data_ptr())
+            total += st.nbytes()
+    return total
+
+
+def step_peak_bytes(model, make_input: Callable, loss_fn: Callable, device="cpu") -> int:
+    """Peak bytes of one training step of ``model`` (parameters and gradients included).
+
+    Gradients are cleared first (so they are allocated, and counted, inside the step) and again
+    after. ``make_input`` is called inside the measured region.
+    """
+    import torch
+
+    dev = torch.device(device)
+    model.zero_grad(set_to_none=True)
+    try:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            loss_fn(model(make_input())).backward()
+            torch.cuda.synchronize(dev)
+            return int(torch.cuda.max_memory_allocated(dev))
+        base = _storage_bytes(list(model.parameters()) + list(model.buffers()))
+        tracker = _live_tracker(base)
+        with tracker:
+            loss_fn(model(make_input())).backward()
+        return int(tracker.peak)
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+# -- the search ----------------------------------------------------------------------------------
+
+def search_max(peak_at: Callable[[int], float], budget: int, *, start=(1, 2),
+               limit: int = 1 << 20, max_probes: int = 32) -> dict:
+    """Largest integer v with ``peak_at(v) <= budget``, assuming peak_at grows (about linearly).
+
+    ``peak_at`` returns bytes, or ``math.inf`` for a probe that ran out of memory. Extrapolates the
+    line through the two largest probes until a probe fails, then narrows the bracket by regula
+    falsi (Illinois rule; bisection next to an OOM) until the boundary v, v + 1 is measured.
+    Returns ``{"max": v (0 if even start[0] does not fit), "predicted": the extrapolation from the
+    first two probes, "probes": {v: bytes}, "exact": whether v + 1 was measured not to fit}``.
+
+    >>> r = search_max(lambda b: 100 + 10 * b, 1000)
+    >>> r["max"], r["predicted"], sorted(r["probes"]), r["exact"]
+    (90, 90, [1, 2, 90, 91], True)
+    """
+    probes: dict = {}
+
+    def probe(v):
+        if v not in probes:
+            probes[v] = float(peak_at(v))
+        return probes[v]
+
+    a, b = start
+    if probe(a) > budget:
+        return dict(max=0, predicted=0, probes=probes, exact=True)
+    lo, hi = a, None
+    if probe(b) > budget:
+        hi = b
+    else:
+        lo = b
+    f_hi0 = probes[b] - budget if hi is not None else math.nan
+    predicted = _cross((a, probes[a]), (b, probes[b]), budget, default=lo)
+    # Inside the bracket: regula falsi on f(v) = peak(v) − budget with the Illinois rule (an end
+    # kept twice in a row has its f halved), bisection while the failing end is an OOM (f = ∞).
+    f_hi, last_side = f_hi0, None
+    while (hi is None or hi - lo > 1) and len(probes) < max_probes:
+        if hi is None:                                   # extrapolate from the two largest fits
+            fits = sorted(probes)[-2:]
+            guess = _cross((fits[0], probes[fits[0]]), (fits[1], probes[fits[1]]), budget,
+                           default=2 * lo)
+            guess = min(max(guess, lo + 1), limit)
+            if guess <= lo:
+                break                                    # the limit itself fits
+        elif math.isfinite(f_hi):
+            f_lo = probes[lo] - budget
+            guess = int(math.floor(lo + (-f_lo) * (hi - lo) / (f_hi - f_lo)))
+            guess = min(max(guess, lo + 1), hi - 1)
+        else:
+            guess = (lo + hi) // 2
+        m = probe(guess)
+        side = "lo" if m <= budget else "hi"
+        if side == "lo":
+            lo = guess
+            if last_side == "lo" and math.isfinite(f_hi):
+                f_hi /= 2                                # Illinois: the kept end weighs less
+        else:
+            hi, f_hi = guess, m - budget
+        last_side = side
+    return dict(max=lo, predicted=predicted, probes=probes,
+                exact=hi is not None and hi - lo == 1)
+
+
+def _cross(p1, p2, budget: float, default: int) -> int:
+    """Where the line through measurements p1 = (v1, m1), p2 = (v2, m2) reaches the budget."""
+    (v1, m1), (v2, m2) = p1, p2
+    if v1 == v2 or not (math.isfinite(m1) and math.isfinite(m2)) or m2 <= m1:
+        return default
+    return int(math.floor(v1 + (budget - m1) * (v2 - v1) / (m2 - m1)))
+
+
+def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, in_channels,
+              node_kwargs, seed, memopt_level, vary: str):
+    """``peak_at(v)`` for ``vary`` = "batch" or "T" on one model built once."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..measure import is_oom, parse_dtype
+    from .network import network_case
+
+    dev, tdtype = torch.device(device), parse_dtype(dtype)
+    case = network_case(arch, mode, T=T or 1, batch=1, image_size=image_size,
+                        num_classes=num_classes, dtype=dtype, device=dev,
+                        in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
+                        memopt_level=memopt_level)
+    model = case.build()
+    channels = int(case.meta["shape"].strip("[]").split(",")[1])
+
+    def peak_at(v: int) -> float:
+        b, t = (v, T) if vary == "batch" else (batch, v)
+        model.encoder.T = t
+        g = torch.Generator().manual_seed(seed + 1)
+        image = torch.rand(b, channels, image_size, image_size, generator=g)
+        labels = torch.randint(0, num_classes, (b,), generator=g).to(dev)
+        try:
+            return step_peak_bytes(model, lambda: image.to(dev, tdtype),
+                                   lambda out: F.cross_entropy(out, labels), dev)
+        except Exception as exc:  # noqa: BLE001 - OOM means "does not fit"; others propagate
+            if is_oom(exc):
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                return math.inf
+            raise
+
+    return peak_at
+
+
+def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=10,
+                dtype="float32", device="cpu", in_channels=None, node_kwargs=None, seed=0,
+                memopt_level=1, limit=None) -> dict:
+    import torch
+
+    from ..measure import device_name, parse_dtype
+    from .network import _label
+
+    dev = torch.device(device)
+    row = {c: math.nan for c in COLUMNS}
+    row.update(kind="budget", search=vary, mode=mode, label=_label(mode), arch=arch,
+               budget_bytes=int(budget), T=T if vary == "batch" else math.nan,
+               batch=batch if vary == "T" else math.nan, image_size=image_size,
+               dtype=str(parse_dtype(dtype)).replace("torch.", ""), device=str(dev),
+               device_name=device_name(dev), torch_version=torch.__version__,
+               metric=("cuda max_memory_allocated" if dev.type == "cuda"
+                       else "live tensor bytes (dispatcher-tracked)"),
+               status="ok", error="")
+    t0 = time.perf_counter()
+    try:
+        peak_at = _probe_fn(arch, mode, T=T, batch=batch, image_size=image_size,
+                            num_classes=num_classes, dtype=dtype, device=dev,
+                            in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
+                            memopt_level=memopt_level, vary=vary)
+        res = search_max(peak_at, budget, limit=limit or (1 << 20))
+    except Exception as exc:  # noqa: BLE001 - a failing mode is a row
+        from ..measure import is_oom
+        row.update(status="oom" if is_oom(exc) else "error",
+                   error=f"{type(exc).__name__}: {exc}"[:500])
+        row["seconds"] = time.perf_counter() - t0
+        return row
+    v = res["max"]
+    row.update(max_value=v, predicted_max=res["predicted"], n_probes=len(res["probes"]),
+               peak_at_max=res["probes"].get(v, math.nan),
+               peak_above_max=res["probes"].get(v + 1, math.nan),
+               probes=" ".join(f"{k}:{int(m) if math.isfinite(m) else 'OOM'}"
+                               for k, m in sorted(res["probes"].items())),
+               seconds=time.perf_counter() - t0)
+    if vary == "batch":
+        row["batch"] = v
+    else:
+        row["T"] = v
+    if not res["exact"] and v > 0:
+        row["error"] = "boundary not confirmed within the probe limit"
+    return row
+
+
+def max_batch(arch: str, mode: str, budget_bytes, T: int = 8, *, image_size: int = 32,
+              num_classes: int = 10, dtype="float32", device="cpu", **kw) -> dict:
+    """Largest batch of ``arch`` in ``mode`` whose training step peaks within ``budget_bytes``.
+
+    Returns a row (:data:`COLUMNS`) with ``max_value`` = the batch (0 if batch 1 does not fit).
+    """
+    return _search_row(arch, mode, parse_bytes(budget_bytes), "batch", T=T, batch=None,
+                       image_size=image_size, num_classes=num_classes, dtype=dtype,
+                       device=device, **kw)
+
+
+def max_T(arch: str, mode: str, budget_bytes, batch: int = 16, *, image_size: int = 32,
+          num_classes: int = 10, dtype="float32", device="cpu", **kw) -> dict:
+    """Largest number of timesteps of ``arch`` in ``mode`` at ``batch`` within ``budget_bytes``."""
+    return _search_row(arch, mode, parse_bytes(budget_bytes), "T", T=None, batch=batch,
+                       image_size=image_size, num_classes=num_classes, dtype=dtype,
+                       device=device, **kw)
+
+
+def budget_search(arch: str = "vgg11", modes: Sequence[str] = DEFAULT_MODES, budget="2GiB", *,
+                  T: int = 8, batch: Optional[int] = 16, searches=("batch", "T"),
+                  on_row=None, **kw) -> list:
+    """Rows of :func:`max_batch` (at ``T``) and :func:`max_T` (at ``batch``) for every mode, with
+    ``ratio_vs_spikingjelly`` filled in."""
+    budget = parse_bytes(budget)
+    rows = []
+    for vary in searches:
+        block = []
+        for mode in modes:
+            row = (max_batch(arch, mode, budget, T=T, **kw) if vary == "batch"
+                   else max_T(arch, mode, budget, batch=batch, **kw))
+            block.append(row)
+            if on_row is not None:
+                on_row(row)
+        sj = next((r for r in block if r["mode"] == "spikingjelly" and r["status"] == "ok"), None)
+        for r in block:
+            ok = r["status"] == "ok" and sj is not None
+            r["ratio_vs_spikingjelly"] = safe_ratio(r["max_value"], sj["max_value"]) if ok \
+                else math.nan
+        rows += block
+    return rows
+
+
+def format_budget_table(rows: Sequence[dict]) -> str:
+    out = []
+    for vary in ("batch", "T"):
+        block = [r for r in rows if r["search"] == vary]
+        if not block:
+            continue
+        f = block[0]
+        fixed = f"T={f['T']}" if vary == "batch" else f"batch={f['batch']}"
+        title = (f"largest {vary} within {human_bytes(f['budget_bytes'])}: {f['arch']}, {fixed}, "
+                 f"{f['image_size']}×{f['image_size']}, {f['dtype']}, {f['device']} "
+                 f"({f['metric']})")
+        headers = ["mode", f"max {vary}", "peak at max", f"peak at max+1", "predicted", "probes",
+                   "×SJ", "s"]
+        table = []
+        for r in block:
+            if r["status"] != "ok":
+                table.append([r["label"], failure_text(r)])
+                continue
+            table.append([r["label"], str(int(r["max_value"])), human_bytes(r["peak_at_max"]),
+                          human_bytes(r["peak_above_max"]), str(int(r["predicted_max"])),
+                          str(int(r["n_probes"])), fmt_ratio(r["ratio_vs_spikingjelly"]),
+                          f"{r['seconds']:.0f}"])
+        out += [title, format_table(headers, table, align="<" + ">" * (len(headers) - 1)), ""]
+    return "\n".join(out).rstrip()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+    from .network import NETWORK_MODES
+
+    parser.add_argument("--budget", default="2GiB",
+                        help="memory budget, e.g. 8GiB, 512MiB, 2GB (default: 2GiB)")
+    parser.add_argument("--arch", default="vgg11", choices=sorted(MODELS),
+                        help="zoo architecture (default: vgg11)")
+    parser.add_argument("--T", type=positive_int, default=8,
+                        help="timesteps for the batch search (default: 8)")
+    parser.add_argument("--batch", type=positive_int, default=16,
+                        help="batch for the T search (default: 16)")
+    parser.add_argument("--search", nargs="+", choices=("batch", "T"), default=["batch", "T"],
+                        help="what to maximise (default: batch T)")
+    parser.add_argument("--image-size", type=positive_int, default=32,
+                        help="input height = width (default: 32)")
+    parser.add_argument("--num-classes", type=positive_int, default=10)
+    add_dtype_argument(parser, multiple=False)
+    add_device_argument(parser)
+    parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
+                        help=f"any of {', '.join(NETWORK_MODES)} (default: "
+                             f"{' '.join(DEFAULT_MODES)})")
+    parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
+                        help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
+                             "searches with CUDA memory measurements)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_output_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .network import parse_network_modes
+
+    try:
+        budget = parse_bytes(args.budget)
+        out = check_output_path(args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    modes = parse_network_modes(args.modes) if args.modes else list(DEFAULT_MODES)
+    device = resolve_device(args.device)
+    echo(f"revsnn bench budget: {args.arch} within {human_bytes(budget)}; modes "
+         f"{' '.join(modes)}; device {device}", quiet=args.quiet)
+    rows = budget_search(args.arch, modes, budget, T=args.T, batch=args.batch,
+                         searches=tuple(args.search), image_size=args.image_size,
+                         num_classes=args.num_classes, dtype=args.dtype, device=device,
+                         seed=args.seed, memopt_level=args.memopt_level,
+                         on_row=lambda r: echo(f"… {r['search']} {r['label']}: "
+                                               f"{r['max_value']} ({r['status']})",
+                                               quiet=args.quiet))
+    echo("\n" + format_budget_table(rows), quiet=args.quiet)
+    if out is not None:
+        write_rows(rows, out, columns=COLUMNS)
+        echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
+    return 0

@@ -1,0 +1,166 @@
+"""``revsnn bench network`` and ``revsnn bench budget``: rows, ratios, failures as rows, the CLI contract,
+and the budget search logic. Networks are tiny (ConvNet on 8×8) so the suite stays fast."""
+
+import argparse
+import math
+
+import pandas as pd
+import pytest
+
+from revsnn.baselines import spikingjelly_available
+from revsnn.bench import budget, network
+from revsnn.cli import UsageError
+
+SMALL = dict(T=2, batch=2, image_size=8, repeats=1, warmup=0)
+
+
+def parse(module, argv):
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_measure_network_rows_ratios_and_prediction():
+    modes = (["spikingjelly"] if spikingjelly_available() else []) + ["bptt", "fused",
+                                                                      "fused_nobn"]
+    seen = []
+    rows = network.measure_network("convnet", modes, on_row=seen.append, **SMALL)
+    assert [r["mode"] for r in rows] == modes and seen == rows
+    by = {r["mode"]: r for r in rows}
+    for r in rows:
+        assert r["status"] == "ok", r["error"]
+        assert r["kind"] == "network" and r["arch"] == "convnet" and r["T"] == 2
+        assert r["predicted_saved_bytes"] == r["saved_bytes"]        # the model is exact here
+        assert r["step_ms"] > 0 and r["peak_bytes"] > 0 and math.isnan(r["cuda_peak_bytes"])
+    assert by["fused"]["saved_bytes"] < by["fused_nobn"]["saved_bytes"] < by["bptt"]["saved_bytes"]
+    assert by["bptt"]["step_vs_bptt"] == 1.0
+    if "spikingjelly" in by:
+        sj = by["spikingjelly"]
+        assert by["fused"]["saved_ratio"] == sj["saved_bytes"] / by["fused"]["saved_bytes"]
+        assert by["fused"]["saved_ratio"] > 2.0
+    table = network.format_network_table(rows)
+    assert "saved ×SJ" in table and "ReversibleLIF (fused)" in table
+
+
+@pytest.mark.skipif(not spikingjelly_available(), reason="SpikingJelly is not installed")
+def test_memopt_runs_on_cpu_at_level_1_and_is_an_error_row_above():
+    ok = network.measure_network("convnet", ["spikingjelly_memopt"], track_memory=True, **SMALL)[0]
+    assert ok["status"] == "ok" and ok["act_bytes"] > 0
+    assert math.isnan(ok["predicted_saved_bytes"])                  # not modelled
+    bad = network.measure_network("convnet", ["spikingjelly_memopt"], memopt_level=4,
+                                  track_memory=False, **SMALL)[0]
+    assert bad["status"] == "error" and "CUDA" in bad["error"]
+
+
+def test_missing_spikingjelly_is_an_error_row(monkeypatch):
+    monkeypatch.setattr("revsnn.baselines.spikingjelly_available", lambda: False)
+    row = network.measure_network("convnet", ["spikingjelly", "bptt"], track_memory=False,
+                                  **SMALL)
+    assert row[0]["status"] == "error" and "not installed" in row[0]["error"]
+    assert row[1]["status"] == "ok" and math.isnan(row[1]["saved_ratio"])
+
+
+def test_mode_parsing():
+    assert network.parse_network_modes(["SJ,REVERSIBLE_FUSED", "bptt", "fused"]) == [
+        "spikingjelly", "fused", "bptt"]
+    assert network.parse_network_modes(None) == list(network.DEFAULT_MODES)
+    with pytest.raises(UsageError, match="'magic'"):
+        network.parse_network_modes(["magic"])
+    with pytest.raises(ValueError, match="unknown network mode"):
+        network.network_case("convnet", "magic")
+
+
+def test_network_cli_writes_csv(tmp_path, capsys):
+    out = tmp_path / "net.csv"
+    args = parse(network, ["--arch", "convnet", "--T", "2", "--batch", "2", "--image-size", "8",
+                           "--modes", "bptt", "fused", "--repeats", "1", "--warmup", "0",
+                           "--no-track-memory", "--out", str(out)])
+    assert network.run(args) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns[: len(network.COLUMNS)]) == network.COLUMNS
+    assert list(df["mode"]) == ["bptt", "fused"]
+    assert "LIF (BPTT)" in capsys.readouterr().out
+    with pytest.raises(UsageError, match=".csv or .json"):
+        network.run(parse(network, ["--out", str(tmp_path / "x.txt")]))
+
+
+# -- budget ------------------------------------------------------------------------------------
+
+def test_parse_bytes():
+    assert budget.parse_bytes("8GiB") == 8 * 2 ** 30
+    assert budget.parse_bytes("1.5 MiB") == int(1.5 * 2 ** 20)
+    assert budget.parse_bytes("2GB") == 2 * 10 ** 9
+    for bad in ("lots", "-1GiB", "0", "3 parsecs"):
+        with pytest.raises(ValueError):
+            budget.parse_bytes(bad)
+
+
+@pytest.mark.parametrize("fixed, slope, curve, bud, most", [
+    (100, 10, 0.0, 1000, 4), (5000, 3, 0.0, 5001, 2), (1, 1000, 0.0, 999, 1),
+    (3e7, 2.5e6, 1e3, 2 ** 31, 8),          # mildly convex
+    (1e8, 2.4e7, 0.0, 2 ** 31, 4),          # linear, like measured peaks: 2 + 2 probes
+    (0, 7, 1 / 50, 10 ** 6, 16)])           # strongly convex: still exact, with more probes
+def test_search_finds_the_exact_boundary(fixed, slope, curve, bud, most):
+    calls = []
+
+    def peak(v):
+        calls.append(v)
+        return fixed + slope * v + curve * v * v
+
+    res = budget.search_max(peak, bud)
+    best = max((v for v in range(0, 20000) if peak.__call__(v) <= bud), default=0)
+    calls.clear()
+    res = budget.search_max(peak, bud)
+    assert res["max"] == best
+    assert len(calls) <= most
+    if best:
+        assert res["exact"] and (best + 1) in res["probes"] and res["probes"][best] <= bud
+
+
+def test_search_treats_oom_as_not_fitting():
+    res = budget.search_max(lambda v: math.inf if v > 37 else 10.0 * v, 10 ** 9)
+    assert res["max"] == 37 and res["exact"]
+
+
+def test_step_peak_bytes_counts_parameters_and_grows_with_batch():
+    import torch
+    import torch.nn.functional as F
+    from revsnn.models import build
+    model = build("convnet", "fused", T=2, seed=0)
+    params = sum(p.numel() * 4 for p in model.parameters())
+
+    def peak(b):
+        x, y = torch.rand(b, 1, 8, 8), torch.zeros(b, dtype=torch.long)
+        return budget.step_peak_bytes(model, lambda: x.clone(), lambda o: F.cross_entropy(o, y))
+
+    p1, p2, p4 = peak(1), peak(2), peak(4)
+    assert p1 > 2 * params                                   # parameters + their gradients
+    assert p1 < p2 < p4 and (p4 - p2) == pytest.approx(2 * (p2 - p1), rel=0.1)
+    assert all(p.grad is None for p in model.parameters())   # cleared again
+
+
+def test_budget_cli_rows_and_ratios(tmp_path, capsys):
+    out = tmp_path / "budget.csv"
+    modes = (["spikingjelly"] if spikingjelly_available() else ["bptt"]) + ["fused"]
+    args = parse(budget, ["--arch", "convnet", "--image-size", "8", "--budget", "3MiB",
+                          "--T", "2", "--search", "batch", "--modes", *modes, "--out", str(out),
+                          "--quiet"])
+    assert budget.run(args) == 0
+    df = pd.read_csv(out)
+    assert list(df["mode"]) == modes and (df["search"] == "batch").all()
+    assert (df["status"] == "ok").all()
+    for _, r in df.iterrows():        # the boundary is measured: max fits, max + 1 does not
+        assert r["peak_at_max"] <= 3 * 2 ** 20 < r["peak_above_max"]
+        assert r["n_probes"] <= 6
+    fused = df[df["mode"] == "fused"].iloc[0]
+    assert fused["ratio_vs_spikingjelly"] >= 1.0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(UsageError, match="memory size"):
+        budget.run(parse(budget, ["--budget", "lots"]))
+
+
+def test_max_T_at_fixed_batch():
+    row = budget.max_T("convnet", "fused", "3MiB", batch=4, image_size=8)
+    assert row["status"] == "ok" and row["search"] == "T" and row["batch"] == 4
+    assert row["T"] == row["max_value"] > 2
+    assert row["peak_at_max"] <= 3 * 2 ** 20 < row["peak_above_max"]
