@@ -290,6 +290,7 @@ class _ReversibleLIFFunction(torch.autograd.Function):
         ctx.save_for_backward(y, v1, v2, *((v1_0, v2_0) if explicit_init else ()))
         ctx.params, ctx.algo, ctx.on_drift, ctx.compute_dtype = p, algo, on_drift, compute_dtype
         ctx.x_dtype = x.dtype
+        ctx.set_materialize_grads(False)  # unused final-state outputs get None, not zero tensors
 
     @staticmethod
     @torch.autograd.function.once_differentiable
