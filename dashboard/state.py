@@ -104,7 +104,7 @@ def mode_options() -> dict:
     options = {}
     if spikingjelly_available():
         options[SPIKINGJELLY_LABEL] = "spikingjelly"
-    options.update({m.label: m.value for m in MemoryMode})
+    options.update({m.label: m.value for m in MemoryMode.node_modes()})
     return options
 
 

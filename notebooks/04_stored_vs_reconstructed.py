@@ -56,7 +56,7 @@ print("revsnn", revsnn.__version__, "| small run:", SMALL)
 
 ARCH = "vgg11"
 CFG = dict(T=2, batch=2, image_size=8) if SMALL else dict(T=4, batch=8, image_size=32)
-MODES = list(MemoryMode)
+MODES = [m for m in MemoryMode.node_modes() if m is not MemoryMode.EXACT_BINARY]  # zoo node modes
 print(ARCH, CFG, [m.value for m in MODES])
 
 # %% [markdown]

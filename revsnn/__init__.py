@@ -8,8 +8,13 @@ The core pieces:
 - :class:`MemoryMode` and :func:`make_node`: one switch between memory strategies.
 - :func:`check_invertible`: reconstruction error and flipped spikes of the reversible node.
 - :mod:`revsnn.measure`: saved bytes, peak memory and backward time as tidy rows.
+- :class:`BinaryReversibleLIF` (exact binary-spike LIF, bit-exact inverse, ≤ 2 stored bits per
+  neuron-step) and :class:`RevSequence` / :class:`RevSpikingResNet` (reversible spiking blocks).
+- :mod:`revsnn.models`, :mod:`revsnn.data`, :mod:`revsnn.train`: model zoo, offline data, training.
 """
 
+from .binary import BinaryReversibleLIF, BinarySpikingUnit, pack_spikes, unpack_spikes
+from .blocks import RevSequence, RevSpikingResNet, rev_spiking_resnet
 from .invertibility import InvertibilityReport, check_invertible, drift_table
 from .modes import Checkpointed, MemoryMode, make_node
 from .neuron import IF, LIF, LIFParams, if_step, lif_step
@@ -24,5 +29,7 @@ __all__ = [
     "MemoryMode", "make_node", "Checkpointed",
     "check_invertible", "InvertibilityReport", "drift_table",
     "Sigmoid", "ATan", "Surrogate",
+    "BinaryReversibleLIF", "BinarySpikingUnit", "pack_spikes", "unpack_spikes",
+    "RevSequence", "RevSpikingResNet", "rev_spiking_resnet",
     "__version__",
 ]

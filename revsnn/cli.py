@@ -75,13 +75,15 @@ COMMANDS = [
             "benchmark whole spiking networks under every memory mode"),
     Command(("bench", "budget"), "revsnn.bench.budget",
             "find the largest batch / T each memory mode fits in a memory budget"),
+    Command(("bench", "beyond"), "revsnn.bench.beyond",
+            "leanest reversible networks (binary units, reversible blocks) vs SpikingJelly and memopt"),
     Command(("train",), "revsnn.train", "train a spiking network under a memory mode"),
     Command(("drift",), "revsnn.bench.drift",
             "reconstruction drift of ReversibleLIF (and of a naive coupling) vs T and dtype"),
 ]
 """Every command; :func:`main` routes by these and imports a module only when its command runs."""
 
-_GROUP_HELP = {"bench": "benchmarks: nodes, network, budget"}
+_GROUP_HELP = {"bench": "benchmarks: nodes, network, budget, beyond"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +181,8 @@ def parse_modes(values: Optional[Sequence[str]], *, allow_spikingjelly: bool = T
         if mode not in modes:
             modes.append(mode)
     if unknown:
-        choices = [m.value for m in MemoryMode] + (["spikingjelly"] if allow_spikingjelly else [])
+        choices = [m.value for m in MemoryMode.node_modes()] + (
+            ["spikingjelly"] if allow_spikingjelly else [])
         raise UsageError(f"unknown mode{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(repr(u) for u in unknown)}; choose from {', '.join(choices)}")
     if "spikingjelly" in modes and not spikingjelly_available():

@@ -35,6 +35,12 @@ class MemoryMode(str, enum.Enum):
     """ReversibleLIF, reconstruct each step then re-run it under autograd (RevNet-style)."""
     REVERSIBLE_FUSED = "fused"
     """ReversibleLIF, inversion and vector-Jacobian product fused in one pass."""
+    EXACT_BINARY = "binary"
+    """BinaryReversibleLIF: binary spikes, integer membrane, ≤ 2 stored bits per neuron-step; in a
+    network, :class:`~revsnn.BinarySpikingUnit` recomputes the synapse instead of storing its input."""
+    REVERSIBLE_BLOCKS = "blocks"
+    """Network level: RevNet-style reversible spiking blocks (:mod:`revsnn.blocks`), memory flat in
+    depth. Not a node: :func:`make_node` refuses it."""
 
     @property
     def label(self) -> str:
@@ -42,7 +48,18 @@ class MemoryMode(str, enum.Enum):
         return _LABELS[self]
 
     @property
+    def node_level(self) -> bool:
+        """False for modes that describe a whole network rather than one node."""
+        return self is not MemoryMode.REVERSIBLE_BLOCKS
+
+    @classmethod
+    def node_modes(cls) -> list:
+        """The modes :func:`make_node` builds a node for."""
+        return [m for m in cls if m.node_level]
+
+    @property
     def is_reversible(self) -> bool:
+        """Modes built on :class:`~revsnn.ReversibleLIF` (which needs an even channel count)."""
         return self in (MemoryMode.REVERSIBLE_AUTOGRAD, MemoryMode.REVERSIBLE_REVNET,
                         MemoryMode.REVERSIBLE_FUSED)
 
@@ -65,6 +82,8 @@ _LABELS = {
     MemoryMode.REVERSIBLE_AUTOGRAD: "ReversibleLIF (autograd)",
     MemoryMode.REVERSIBLE_REVNET: "ReversibleLIF (revnet)",
     MemoryMode.REVERSIBLE_FUSED: "ReversibleLIF (fused)",
+    MemoryMode.EXACT_BINARY: "BinaryReversibleLIF (exact binary)",
+    MemoryMode.REVERSIBLE_BLOCKS: "Reversible spiking blocks",
 }
 
 # Keyword arguments each node family understands; make_node drops the others so that one set of
@@ -72,6 +91,7 @@ _LABELS = {
 _LIF_KEYS = {"tau", "decay_input", "v_threshold", "v_reset", "surrogate", "detach_reset"}
 _REV_KEYS = {"tau", "decay_input", "v_threshold", "surrogate", "coupling", "spike_scale",
              "grid_bits", "on_drift"}
+_BINARY_KEYS = {"tau", "v_threshold", "surrogate", "on_drift"}
 
 
 class Checkpointed(nn.Module):
@@ -97,6 +117,15 @@ def make_node(mode, **node_kwargs) -> nn.Module:
     unknown = set(node_kwargs) - _LIF_KEYS - _REV_KEYS
     if unknown:
         raise ValueError(f"make_node: unknown node hyperparameters {sorted(unknown)}")
+    if not mode.node_level:
+        raise ValueError(f"make_node: {mode.value!r} is a network-level mode (reversible blocks); "
+                         f"build revsnn.rev_spiking_resnet(...) instead")
+    if mode is MemoryMode.EXACT_BINARY:
+        from .binary import BinaryReversibleLIF
+        kw = {k: v for k, v in node_kwargs.items() if k in _BINARY_KEYS}
+        if "tau" in kw and float(kw["tau"]).is_integer():
+            kw["tau"] = int(kw["tau"])
+        return BinaryReversibleLIF(**kw)
     if mode.is_reversible:
         kw = {k: v for k, v in node_kwargs.items() if k in _REV_KEYS}
         return ReversibleLIF(backward=mode.value, **kw)

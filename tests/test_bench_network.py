@@ -164,3 +164,21 @@ def test_max_T_at_fixed_batch():
     assert row["status"] == "ok" and row["search"] == "T" and row["batch"] == 4
     assert row["T"] == row["max_value"] > 2
     assert row["peak_at_max"] <= 3 * 2 ** 20 < row["peak_above_max"]
+
+
+def test_beyond_modes_in_the_network_benchmark():
+    """Issue 4's networks appear as rows: binary units on VGG, reversible blocks on revresnet."""
+    from revsnn.bench.network import measure_network
+
+    rows = {r["mode"]: r for r in measure_network(
+        "vgg11", ["bptt", "fused", "binary", "binary_replay"], T=2, batch=2, image_size=16,
+        repeats=1, warmup=0)}
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    assert rows["binary_replay"]["saved_bytes"] < rows["binary"]["saved_bytes"] \
+        < rows["fused"]["saved_bytes"] < rows["bptt"]["saved_bytes"]
+    rows = {r["mode"]: r for r in measure_network(
+        "revresnet_s", ["bptt", "blocks", "fused"], T=2, batch=2, image_size=16,
+        repeats=1, warmup=0)}
+    assert rows["blocks"]["status"] == "ok" and rows["bptt"]["status"] == "ok"
+    assert rows["blocks"]["saved_bytes"] < rows["bptt"]["saved_bytes"]
+    assert rows["fused"]["status"] == "error" and "blocks, bptt or spikingjelly" in rows["fused"]["error"]

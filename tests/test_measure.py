@@ -73,8 +73,12 @@ def test_memory_mode_enum_round_trips():
     for mode in revsnn.MemoryMode:
         assert revsnn.MemoryMode.parse(mode.value) is mode
         assert revsnn.MemoryMode.parse(mode.name) is mode
+    for mode in revsnn.MemoryMode.node_modes():
         node = revsnn.make_node(mode)
         assert isinstance(node, nn.Module)
+        assert node(torch.rand(2, 1, 4) * 2).shape == (2, 1, 4)
+    with pytest.raises(ValueError, match="network-level"):
+        revsnn.make_node(revsnn.MemoryMode.REVERSIBLE_BLOCKS)
     with pytest.raises(ValueError, match="unknown node hyperparameters"):
         revsnn.make_node("bptt", colour="red")
 

@@ -61,6 +61,11 @@ with st.sidebar:
     st.header("Measure now")
     arch_names = [a for a in MODELS if a != "convnet"] + (["convnet"] if "convnet" in MODELS
                                                           else [])
+    try:  # the reversible-block ResNets (modes blocks / bptt / spikingjelly)
+        from revsnn.bench.network import BLOCK_ARCHS
+        arch_names += list(BLOCK_ARCHS)
+    except ImportError:
+        pass
     archs = st.multiselect("Architectures", arch_names, default=arch_names[:1],
                            key="network_archs", disabled=measure_network is None)
     default_labels = [lab for lab in modes_by_label

@@ -28,18 +28,27 @@ import argparse
 import math
 from typing import Callable, Optional, Sequence
 
+from torch import nn
+
 from ..measure import COLUMNS as _BASE_COLUMNS
 from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
                    positive_int, resolve_device)
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, is_missing, safe_ratio, write_rows)
 
-__all__ = ["add_arguments", "run", "measure_network", "network_case", "NETWORK_MODES",
+__all__ = ["add_arguments", "run", "measure_network", "network_case", "NETWORK_MODES", "BLOCK_ARCHS",
            "DEFAULT_MODES", "add_ratios", "format_network_table", "COLUMNS", "LEGEND"]
 
 NETWORK_MODES = ("spikingjelly", "spikingjelly_memopt", "bptt", "checkpoint", "autograd",
-                 "revnet", "fused", "revnet_nobn", "fused_nobn")
-"""Every mode :func:`measure_network` understands."""
+                 "revnet", "fused", "revnet_nobn", "fused_nobn", "binary", "binary_replay",
+                 "blocks")
+"""Every mode :func:`measure_network` understands. ``binary``/``binary_replay``: the VGG built from
+:class:`revsnn.BinarySpikingUnit` (exact binary-spike LIF, 2 / 1 stored bits per neuron-step);
+``blocks``: the reversible spiking ResNets ``revresnet_s``/``_m``/``_l`` (:mod:`revsnn.blocks`),
+whose ``bptt`` and ``spikingjelly`` rows are the same network run plainly."""
+
+BLOCK_ARCHS = ("revresnet_s", "revresnet_m", "revresnet_l")
+"""Architectures of :mod:`revsnn.blocks`, measured with modes ``blocks``, ``bptt``, ``spikingjelly``."""
 
 DEFAULT_MODES = ("spikingjelly", "spikingjelly_memopt", "bptt", "checkpoint", "revnet", "fused")
 
@@ -48,6 +57,9 @@ _LABELS = {
     "spikingjelly_memopt": "SpikingJelly + memopt",
     "revnet_nobn": "ReversibleLIF (revnet, BN not fused)",
     "fused_nobn": "ReversibleLIF (fused, BN not fused)",
+    "binary": "Binary reversible LIF units (reverse)",
+    "binary_replay": "Binary reversible LIF units (replay)",
+    "blocks": "Reversible spiking blocks",
 }
 
 EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "saved_ratio", "act_ratio",
@@ -153,8 +165,12 @@ def network_case(arch: str, mode: str, *, T: int = 8, batch: int = 16, image_siz
         if build_mode == "spikingjelly" and not spikingjelly_available():
             raise ImportError("SpikingJelly is not installed: pip install --no-deps "
                               "spikingjelly==2.0.0 numpy 'loguru>=0.7,<1'")
-        model = build(arch, build_mode, num_classes=num_classes, in_channels=in_channels,
-                      node_kwargs=node_kwargs, T=T, seed=seed, fuse_bn=fuse_bn)
+        if arch in BLOCK_ARCHS or build_mode in ("binary", "binary_replay", "blocks"):
+            model = _beyond_model(arch, build_mode, T=T, num_classes=num_classes,
+                                  in_channels=in_channels, seed=seed)
+        else:
+            model = build(arch, build_mode, num_classes=num_classes, in_channels=in_channels,
+                          node_kwargs=node_kwargs, T=T, seed=seed, fuse_bn=fuse_bn)
         model = model.to(dev, tdtype).train()
         if memopt:
             model = _memopt(model, make_input, memopt_level)
@@ -167,6 +183,45 @@ def network_case(arch: str, mode: str, *, T: int = 8, batch: int = 16, image_siz
                 num_classes=num_classes)
 
 
+class _RepeatT(nn.Module):
+    """Present a static image ``[B, C, H, W]`` at each of T steps (a view, not a copy)."""
+
+    def __init__(self, net: nn.Module, T: int):
+        super().__init__()
+        self.net, self.T = net, int(T)
+
+    def forward(self, x):
+        return self.net(x.unsqueeze(0).expand(self.T, *x.shape) if x.dim() == 4 else x)
+
+
+def _beyond_model(arch: str, mode: str, *, T: int, num_classes: int, in_channels: int, seed: int):
+    """The beyond-the-paper networks: binary-unit VGGs and reversible-block ResNets."""
+    import torch
+
+    from ..baselines import SpikingJellyLIF
+    from ..binary import BinarySpikingVGG
+    from ..blocks import rev_spiking_resnet
+    from ..neuron import LIF
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        if mode in ("binary", "binary_replay"):
+            if not arch.startswith("vgg"):
+                raise ValueError(f"mode {mode!r} builds binary-unit VGGs (vgg11/13/16), not {arch!r}")
+            return BinarySpikingVGG(arch, in_channels=in_channels, num_classes=num_classes, T=T,
+                                    reconstruct="replay" if mode == "binary_replay" else "reverse")
+        if arch not in BLOCK_ARCHS:
+            raise ValueError(f"mode 'blocks' needs a reversible-block architecture "
+                             f"({', '.join(BLOCK_ARCHS)}), got {arch!r}")
+        if mode not in ("blocks", "bptt", "spikingjelly"):
+            raise ValueError(f"{arch} is measured with modes blocks, bptt or spikingjelly, not "
+                             f"{mode!r}")
+        node = SpikingJellyLIF if mode == "spikingjelly" else LIF
+        net = rev_spiking_resnet(arch, num_classes=num_classes, in_channels=in_channels,
+                                 node_factory=node, mode="reversible" if mode == "blocks" else "plain")
+        return _RepeatT(net, T)
+
+
 def _prediction(arch, mode, T, batch, image_size, num_classes, dtype, in_channels, node_kwargs):
     from ..baselines import spikingjelly_available
     from ..memory_model import predict_total
@@ -174,6 +229,8 @@ def _prediction(arch, mode, T, batch, image_size, num_classes, dtype, in_channel
     build_mode, fuse_bn, memopt = _split_mode(mode)
     if memopt or (build_mode == "spikingjelly" and not spikingjelly_available()):
         return math.nan
+    if arch in BLOCK_ARCHS or build_mode in ("binary", "binary_replay", "blocks"):
+        return math.nan  # the analytic model covers the zoo's layers only
     return predict_total(arch, build_mode, T=T, batch=batch, image_size=image_size, dtype=dtype,
                          in_channels=in_channels, num_classes=num_classes,
                          node_kwargs=node_kwargs, fuse_bn=fuse_bn)
@@ -274,7 +331,7 @@ def format_network_table(rows: Sequence[dict]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models import MODELS
 
-    parser.add_argument("--arch", default="vgg11", choices=sorted(MODELS),
+    parser.add_argument("--arch", default="vgg11", choices=sorted(MODELS) + list(BLOCK_ARCHS),
                         help="zoo architecture (default: vgg11)")
     parser.add_argument("--T", type=positive_int, default=8, help="timesteps (default: 8)")
     parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
