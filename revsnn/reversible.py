@@ -359,8 +359,7 @@ def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     c = y.shape[2] // 2
     for t in range(y.shape[0] - 1, -1, -1):
         yt = y[t].to(cd)
-        k = yt * (1.0 / p.grid)
-        s = k.sub_(k.floor()).mul_(2.0)                                   # (E3.1), (E3.3)
+        s = torch.mul(yt, 1.0 / p.grid).frac_().abs_().mul_(2.0)          # (E3.1), (E3.3)
         u = torch.add(yt, s, alpha=-sc)                                   # X̄ = Y − ϑS
         u = u.mul_(b).mul_(1.0 / p.grid).round_().mul_(p.grid)           # q(β·X̄)
         (s1, s2), (u1, u2) = _split(s), _split(u)

@@ -90,8 +90,8 @@ class Sigmoid(Surrogate):
         super().__init__(alpha)
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
-        sg = torch.sigmoid(x * self.alpha)
-        return (1.0 - sg) * sg * self.alpha
+        sg = torch.mul(x, self.alpha).sigmoid_()
+        return torch.rsub(sg, 1.0).mul_(sg).mul_(self.alpha)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x * self.alpha)
