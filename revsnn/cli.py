@@ -155,6 +155,32 @@ def default_node_modes() -> list:
     return modes + ["bptt", "checkpoint", "revnet", "fused"]
 
 
+def split_modes(values, *, extra=()) -> tuple:
+    """Split ``--modes`` values (space or comma separated) into ``(modes, unknown)``.
+
+    Names in ``extra`` (and the alias ``sj`` for ``spikingjelly``) are matched case-insensitively and
+    kept as they are; everything else goes through :meth:`MemoryMode.parse` and becomes its value.
+    Duplicates are dropped, order is kept.
+    """
+    from .modes import MemoryMode
+
+    extra = tuple(extra)
+    modes, unknown = [], []
+    for word in (w.strip() for v in values for w in str(v).split(",") if w.strip()):
+        low = "spikingjelly" if word.lower() == "sj" else word.lower()
+        if low in extra:
+            mode = low
+        else:
+            try:
+                mode = MemoryMode.parse(word).value
+            except ValueError:
+                unknown.append(word)
+                continue
+        if mode not in modes:
+            modes.append(mode)
+    return modes, unknown
+
+
 def parse_modes(values: Optional[Sequence[str]], *, allow_spikingjelly: bool = True) -> list:
     """Normalise ``--modes`` values (space- or comma-separated) to MemoryMode values.
 
@@ -167,19 +193,7 @@ def parse_modes(values: Optional[Sequence[str]], *, allow_spikingjelly: bool = T
     if not values:
         return default_node_modes() if allow_spikingjelly else [
             m for m in default_node_modes() if m != "spikingjelly"]
-    words = [w for v in values for w in str(v).split(",") if w.strip()]
-    modes, unknown = [], []
-    for word in words:
-        if allow_spikingjelly and word.strip().lower() in ("spikingjelly", "sj"):
-            mode = "spikingjelly"
-        else:
-            try:
-                mode = MemoryMode.parse(word).value
-            except ValueError:
-                unknown.append(word)
-                continue
-        if mode not in modes:
-            modes.append(mode)
+    modes, unknown = split_modes(values, extra=("spikingjelly",) if allow_spikingjelly else ())
     if unknown:
         choices = [m.value for m in MemoryMode.node_modes()] + (
             ["spikingjelly"] if allow_spikingjelly else [])

@@ -14,14 +14,7 @@ from revsnn.data import (DATA_DIR_ENV, ShardSampler, dataset_info, load_dataset,
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tensors are tiny, and on a small CPU shared with other jobs two
-    threads spend most of their time waiting for each other (seen here: 5-10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _labels(ds) -> np.ndarray:
     return ds.targets.numpy()

@@ -21,14 +21,7 @@ from revsnn.train import (CHECKPOINT, METRICS_COLUMNS, TrainConfig, add_argument
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tensors are tiny, and on a small CPU shared with other jobs two
-    threads spend most of their time waiting for each other (seen here: 5-10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 class TinyNet(nn.Module):
     """Time-first [T, B, C, H, W] → conv 3×3 → pool to 4×4 (→ BN) → spiking node → dropout → linear.

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..measure import COLUMNS as _BASE_COLUMNS
 from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   positive_int, resolve_device)
+                   positive_int, resolve_device, split_modes)
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, is_missing, safe_ratio, write_rows)
 
@@ -100,26 +100,9 @@ def _split_mode(mode: str) -> tuple:
 
 def parse_network_modes(values: Optional[Sequence[str]]) -> list:
     """Normalise ``--modes`` (space or comma separated); MemoryMode names are accepted too."""
-    from ..modes import MemoryMode
-
     if not values:
         return list(DEFAULT_MODES)
-    words = [w.strip() for v in values for w in str(v).split(",") if w.strip()]
-    modes, unknown = [], []
-    for word in words:
-        low = word.lower()
-        if low in ("sj",):
-            low = "spikingjelly"
-        if low in NETWORK_MODES:
-            mode = low
-        else:
-            try:
-                mode = MemoryMode.parse(word).value
-            except ValueError:
-                unknown.append(word)
-                continue
-        if mode not in modes:
-            modes.append(mode)
+    modes, unknown = split_modes(values, extra=NETWORK_MODES)
     if unknown:
         raise UsageError(f"unknown mode{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(map(repr, unknown))}; choose from {', '.join(NETWORK_MODES)}")
