@@ -338,3 +338,14 @@ def test_spikingjelly_network_equals_bptt_network():
     assert_close(g2, g1, rtol=1e-6, atol=1e-7)
     for n in p1:
         assert_close(p2[n], p1[n], rtol=1e-6, atol=1e-7, msg=n)
+
+
+def test_sync_batchnorm_is_never_fused():
+    """The fused BN-node unit computes per-process statistics, so SyncBatchNorm must stay unfused."""
+    from torch import nn as _nn
+
+    import revsnn
+    from revsnn.models.bn_node import can_fuse
+    x = torch.zeros(2, 2, 4, 3, 3)
+    assert can_fuse(_nn.BatchNorm2d(4), revsnn.ReversibleLIF(), x)
+    assert not can_fuse(_nn.SyncBatchNorm(4), revsnn.ReversibleLIF(), x)

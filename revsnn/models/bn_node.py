@@ -158,9 +158,11 @@ def can_fuse(bn: nn.Module, node: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``bn → node`` on ``x`` can run as one :class:`BNNodeFunction`.
 
     Needs an affine 2-d/1-d BatchNorm, a :class:`ReversibleLIF` whose backward is ``fused`` or
-    ``revnet`` (under ``autograd`` everything is stored anyway) and fp32/fp64.
+    ``revnet`` (under ``autograd`` everything is stored anyway) and fp32/fp64. ``SyncBatchNorm`` is
+    never fused: the fused unit computes per-process statistics and would bypass the sync.
     """
     return (isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.affine
+            and not isinstance(bn, nn.SyncBatchNorm)
             and isinstance(node, ReversibleLIF) and node.backward_algorithm in ("fused", "revnet")
             and x.dtype in RESIDUAL_TOLERANCE)
 
