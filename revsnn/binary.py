@@ -94,7 +94,7 @@ from torch import nn
 from ._validation import check_sequence
 from .blocks import (capture_rng, frozen_running_stats, replay_rng, reset_neuron_states,
                      uses_rng)
-from .reversible import ReconstructionError, quantize
+from .reversible import ReconstructionError, quantize, signal_drift
 from .surrogate import Sigmoid, Surrogate
 
 __all__ = [
@@ -332,11 +332,7 @@ def _drift(v0_err: int, flips: int, bad: int, on_drift: str) -> None:
            f"{v0_err} grid steps, {flips} spike decisions flipped, {bad} inexact divisions); the "
            f"gradients would be wrong. Causes: the recomputed input differs from the forward's "
            f"(non-deterministic synapse), or a saved tensor was modified.")
-    if on_drift == "raise":
-        raise ReconstructionError(msg)
-    if on_drift == "warn":
-        import warnings
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    signal_drift(msg, on_drift)
 
 
 def _step_vjp(h: torch.Tensor, gs: torch.Tensor, gv: Optional[torch.Tensor],

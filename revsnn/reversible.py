@@ -268,10 +268,15 @@ def _report_drift(flips, state_err, on_drift: str):
            f"wrong. Causes: the saved output was modified "
            f"in place or cast, or values left the exact range of the dtype (inputs must satisfy "
            f"|x| < 2^(significand bits - grid_bits - 1)); use float64 or fewer grid_bits.")
+    signal_drift(msg, on_drift)
+
+
+def signal_drift(msg: str, on_drift: str) -> None:
+    """Act on a failed reconstruction: raise :class:`ReconstructionError`, warn, or ignore."""
     if on_drift == "raise":
         raise ReconstructionError(msg)
     if on_drift == "warn":
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
 
 class _ReversibleLIFFunction(torch.autograd.Function):
