@@ -107,6 +107,23 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str = "cpu") -
                         help=f"cpu, cuda or cuda:N (default: {default})")
 
 
+def add_timing_arguments(parser: argparse.ArgumentParser, *, repeats: int, per: str) -> None:
+    """``--repeats``, ``--warmup`` and ``--no-track-memory`` of the benchmarks; check with
+    :func:`check_timing_arguments`."""
+    parser.add_argument("--repeats", type=positive_int, default=repeats,
+                        help=f"timed repetitions per {per} (default: {repeats})")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed repetitions before timing (default: 1)")
+    parser.add_argument("--no-track-memory", dest="track_memory", action="store_false",
+                        help="skip the allocator-level act/peak tracking (faster)")
+
+
+def check_timing_arguments(args: argparse.Namespace) -> None:
+    """:class:`UsageError` for a negative ``--warmup``."""
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+
+
 def resolve_device(name: str):
     """``torch.device`` for ``name``; :class:`UsageError` for a malformed name or a missing GPU."""
     import torch

@@ -30,8 +30,8 @@ import argparse
 import math
 from typing import Optional, Sequence
 
-from ..cli import (UsageError, add_device_argument, add_output_arguments, positive_int,
-                   resolve_device)
+from ..cli import (UsageError, add_device_argument, add_output_arguments, add_timing_arguments,
+                   check_timing_arguments, positive_int, resolve_device)
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, safe_ratio, write_rows)
 
@@ -60,12 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memopt", dest="memopt", action="store_false",
                         help="skip SpikingJelly memopt")
     add_device_argument(parser)
-    parser.add_argument("--repeats", type=positive_int, default=3,
-                        help="timed repetitions per configuration (default: 3)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed repetitions before timing (default: 1)")
-    parser.add_argument("--no-track-memory", dest="track_memory", action="store_false",
-                        help="skip the allocator-level act/peak tracking")
+    add_timing_arguments(parser, repeats=3, per="configuration")
     add_output_arguments(parser)
 
 
@@ -73,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..baselines import spikingjelly_available
 
     device = resolve_device(args.device)
-    if args.warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+    check_timing_arguments(args)
     if args.arch.startswith("revresnet") and args.width % 2:
         raise UsageError(f"--width must be even, got {args.width}")
     if args.with_fused and not args.arch.startswith("vgg"):

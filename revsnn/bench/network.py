@@ -32,7 +32,8 @@ from torch import nn
 
 from ..measure import COLUMNS as _BASE_COLUMNS
 from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   positive_int, resolve_device, split_modes)
+                   add_timing_arguments, check_timing_arguments, positive_int, resolve_device,
+                   split_modes)
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, is_missing, safe_ratio, write_rows)
 
@@ -329,15 +330,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
                         help=f"any of {', '.join(NETWORK_MODES)} (default: "
                              f"{' '.join(DEFAULT_MODES)})")
-    parser.add_argument("--repeats", type=positive_int, default=3,
-                        help="timed steps per mode (default: 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per mode (default: 1)")
+    add_timing_arguments(parser, repeats=3, per="mode")
     parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
                         help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
                              "searches with CUDA memory measurements)")
     parser.add_argument("--seed", type=int, default=0, help="weight and data seed (default: 0)")
-    parser.add_argument("--no-track-memory", dest="track_memory", action="store_false",
-                        help="skip the allocator-level act/peak tracking (faster)")
     add_output_arguments(parser)
 
 
@@ -346,8 +343,7 @@ def run(args: argparse.Namespace) -> int:
 
     modes = parse_network_modes(args.modes)
     device = resolve_device(args.device)
-    if args.warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+    check_timing_arguments(args)
     try:
         out = check_output_path(args.out)
     except ValueError as exc:

@@ -23,7 +23,8 @@ import math
 from typing import Optional, Sequence
 
 from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   parse_modes, positive_int, resolve_device)
+                   add_timing_arguments, check_timing_arguments, parse_modes, positive_int,
+                   resolve_device)
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, is_missing, safe_ratio, write_rows)
 
@@ -64,20 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="memory modes (MemoryMode values: bptt, checkpoint, autograd, revnet, "
                              "fused) and/or spikingjelly; default: spikingjelly (if installed) "
                              "bptt checkpoint revnet fused")
-    parser.add_argument("--repeats", type=positive_int, default=5,
-                        help="timed repetitions per mode (default: 5)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed repetitions before timing (default: 1)")
-    parser.add_argument("--no-track-memory", dest="track_memory", action="store_false",
-                        help="skip the allocator-level act/peak tracking (faster)")
+    add_timing_arguments(parser, repeats=5, per="mode")
     add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     modes = parse_modes(args.modes)
     device = resolve_device(args.device)
-    if args.warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+    check_timing_arguments(args)
     if args.neurons % 2 and any(m in ("autograd", "revnet", "fused") for m in modes):
         raise UsageError(f"--neurons must be even for the reversible node (it splits neurons into "
                          f"two groups), got {args.neurons}")
