@@ -1,8 +1,9 @@
 """Chart builders: plain functions from a tidy table to a ``plotly.graph_objects.Figure``.
 
 They draw only successful rows (``status == "ok"``); failed rows are listed in the pages' tables.
-Every mode keeps one colour everywhere, in the order of :class:`revsnn.MemoryMode` (SpikingJelly's
-LIFNode first), so a legend reads the same on every page and in every export.
+Every mode keeps one colour and marker everywhere, the ones its preset in :mod:`revsnn.strategy`
+declares, and legends follow the registry's order, so a legend reads the same on every page and in
+every export.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from revsnn import MemoryMode
+from revsnn import strategy
 
 __all__ = [
     "METRICS", "label_order", "label_color", "label_symbol", "empty_figure", "lines", "bars",
@@ -47,18 +48,12 @@ METRICS = {
 _PALETTE = qualitative.Plotly
 
 
-def _known_labels() -> list:
-    """Legend order: SpikingJelly, the MemoryMode labels, then the network benchmark's extras."""
-    labels = ["SpikingJelly LIFNode"] + [m.label for m in MemoryMode]
-    try:
-        from revsnn.bench import network
-        labels += [network._label(m) for m in network.NETWORK_MODES]
-    except Exception:  # noqa: BLE001 - without the benchmark its extra labels get hashed colours
-        pass
-    return list(dict.fromkeys(labels))
+def _presets() -> dict:
+    """Label -> preset, in the registry's (legend) order; read at every call, so a preset
+    registered later gets its own colour too."""
+    return {p.label: p for p in strategy.presets()}
 
 
-_FIXED = _known_labels()
 _SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon"]
 _LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=60, r=20, t=60, b=40),
                legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
@@ -67,21 +62,26 @@ _LAYOUT = dict(template="plotly_white", height=460, margin=dict(l=60, r=20, t=60
 def label_order(labels) -> list:
     """Labels sorted in legend order: the fixed mode order first, then the rest alphabetically."""
     labels = list(dict.fromkeys(labels))
-    known = [lab for lab in _FIXED if lab in labels]
-    return known + sorted(lab for lab in labels if lab not in _FIXED)
+    fixed = _presets()
+    known = [lab for lab in fixed if lab in labels]
+    return known + sorted(lab for lab in labels if lab not in fixed)
 
 
 def label_symbol(label: str) -> str:
-    """A stable marker per label, so that lines lying on top of each other stay readable."""
-    i = _FIXED.index(label) if label in _FIXED else len(_FIXED) + sum(map(ord, str(label)))
-    return _SYMBOLS[i % len(_SYMBOLS)]
+    """A stable marker per label (its preset's; others by a stable hash), so that lines lying on
+    top of each other stay readable."""
+    preset = _presets().get(label)
+    if preset is not None:
+        return preset.symbol
+    return _SYMBOLS[sum(map(ord, str(label))) % len(_SYMBOLS)]
 
 
 def label_color(label: str) -> str:
-    """A stable colour per label (modes by their fixed order, others by a stable hash)."""
-    if label in _FIXED:
-        return _PALETTE[_FIXED.index(label) % len(_PALETTE)]
-    return _PALETTE[(len(_FIXED) + sum(map(ord, str(label)))) % len(_PALETTE)]
+    """A stable colour per label (its preset's; others by a stable hash)."""
+    preset = _presets().get(label)
+    if preset is not None:
+        return preset.colour
+    return _PALETTE[sum(map(ord, str(label))) % len(_PALETTE)]
 
 
 def _ok(df: Optional[pd.DataFrame]) -> pd.DataFrame:

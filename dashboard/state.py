@@ -18,7 +18,6 @@ import streamlit as st
 from dashboard import data
 
 DTYPES = ("float32", "float64", "bfloat16")
-SPIKINGJELLY_LABEL = "SpikingJelly LIFNode"
 WAIT_MESSAGE = "another measurement is running — waiting"
 
 
@@ -96,27 +95,23 @@ def exclusive_measurement(poll_s: float = 1.0):
 # Widget options and input parsing
 # ---------------------------------------------------------------------------------------------
 
-def mode_options() -> dict:
-    """Legend label -> mode value, in :class:`revsnn.MemoryMode` order (SpikingJelly first)."""
-    from revsnn import MemoryMode
-    from revsnn.baselines import spikingjelly_available
+def mode_options(command: str = "nodes", archs=None) -> dict:
+    """Legend label -> preset name for ``command``, in the registry's order: the installed presets
+    offered for it that build at least one of ``archs`` (when given)."""
+    from revsnn import strategy
 
-    options = {}
-    if spikingjelly_available():
-        options[SPIKINGJELLY_LABEL] = "spikingjelly"
-    options.update({m.label: m.value for m in MemoryMode.node_modes()})
-    return options
+    archs = [archs] if isinstance(archs, str) else list(archs or [])
+    return {p.label: p.name for p in strategy.presets(command=command, available=True)
+            if not archs or any(p.supports(a) for a in archs)}
 
 
-def network_mode_options() -> dict:
-    """Legend label -> mode of :data:`revsnn.bench.network.NETWORK_MODES` (ImportError when
-    that module is absent)."""
-    from revsnn.baselines import spikingjelly_available
-    from revsnn.bench import network
+def default_labels(options: dict, command: str, archs=None) -> list:
+    """The labels of ``options`` that ``command`` measures by default (for one of ``archs``)."""
+    from revsnn import strategy
 
-    label = getattr(network, "_label", str)  # the benchmark's own legend names
-    return {label(m): m for m in network.NETWORK_MODES
-            if not m.startswith("spikingjelly") or spikingjelly_available()}
+    archs = [archs] if isinstance(archs, str) else list(archs or [None])
+    wanted = {n for a in archs for n in strategy.defaults(command, a)}
+    return [lab for lab, name in options.items() if name in wanted]
 
 
 def device_options() -> dict:

@@ -46,9 +46,10 @@ import revsnn
 from revsnn import LIFParams, lif_step
 from revsnn.binary import (BinaryReversibleLIF, BinarySpikingUnit, binary_membranes, binary_step,
                            binary_step_inverse)
-from revsnn.blocks import ConvBNNode, RevBlock, RevSequence, reconstruction_error
+from revsnn.blocks import RevBlock, RevSequence, reconstruction_error
 from revsnn.export import export_all, slugify
 from revsnn.measure import saved_tensor_bytes
+from revsnn.models import ConvBNNode
 from revsnn.reversible import quantize
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"

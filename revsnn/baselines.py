@@ -11,7 +11,8 @@ import importlib.metadata
 import importlib.util
 
 import torch
-from torch import nn
+
+from .nodes.base import SpikingNode, Stored
 
 __all__ = ["spikingjelly_available", "spikingjelly_version", "SpikingJellyLIF"]
 
@@ -41,11 +42,13 @@ def _require():
             "'loguru>=0.7,<1'")
 
 
-class SpikingJellyLIF(nn.Module):
+class SpikingJellyLIF(SpikingNode):
     """SpikingJelly ``LIFNode(step_mode='m')`` that starts every call from rest (state reset first).
 
     Keyword arguments use revsnn's names (``surrogate`` is a revsnn surrogate, translated).
     """
+
+    kind = "SpikingJelly LIFNode"
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset=0.0, surrogate=None, detach_reset: bool = False, **_ignored):
@@ -66,6 +69,18 @@ class SpikingJellyLIF(nn.Module):
                                    surrogate_function=sg, detach_reset=detach_reset,
                                    step_mode="m")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def stored(self, dtype: torch.dtype) -> tuple:
+        """As revsnn's LIF: H − θ, 1 − S and H per step (hard reset), H − θ only (soft reset)."""
+        if self.node.v_reset is None:
+            return (Stored("H−θ per step", "neuron-step"),)
+        return (Stored("H−θ, 1−S, H per step", "neuron-step", count=3),)
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        v0 = 0.0 if self.node.v_reset is None else self.node.v_reset
+        return torch.full_like(x[0], v0)
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        self._refuse_state(state)
         self.node.reset()
-        return self.node(x)
+        y = self.node(x)
+        return (y, self.node.v) if return_state else y

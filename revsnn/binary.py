@@ -91,14 +91,15 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
-from ._validation import check_sequence
+from .nodes.base import (ON_DRIFT, SIGNIFICAND_BITS, SpikingNode, Stored, check_choice, check_drift,
+                         check_exact_range, check_sequence, straight_through)
 from .blocks import (capture_rng, frozen_running_stats, replay_rng, reset_neuron_states,
                      uses_rng)
-from .reversible import ReconstructionError, quantize, signal_drift
+from .reversible import ReconstructionError, quantize
 from .surrogate import Sigmoid, Surrogate
 
 __all__ = [
-    "BinaryReversibleLIF", "BinarySpikingUnit", "BinarySpikingVGG", "BinaryLIFParams",
+    "BinaryReversibleLIF", "BinarySpikingUnit", "BinaryLIFParams",
     "BinaryTrace", "pack_spikes", "unpack_spikes", "binary_step", "binary_step_inverse",
     "binary_membranes", "BINARY_BACKWARD_ALGORITHMS", "RECONSTRUCT_MODES",
 ]
@@ -313,26 +314,31 @@ def _unpack_remainder(rem: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _check_range(x: torch.Tensor, p: BinaryLIFParams, who: str) -> None:
-    """Exact-range guard: the integer path needs |X|/δ < 2^30, the float reference < 2^(sig - 1)."""
-    amax = float(x.detach().abs().max())
-    sig = {torch.float64: 53, torch.float32: 24, torch.float16: 11, torch.bfloat16: 8}[x.dtype]
-    bound = 2.0 ** (min(30, sig - 2) - p.grid_bits)
-    if not math.isfinite(amax):
-        check_sequence(x.detach(), node=who, check_finite=True)
-    if amax >= bound:
-        raise ValueError(f"{who}: input magnitude {amax:.4g} is outside the exact range |x| < "
-                         f"{bound:.4g} for {x.dtype} with grid_bits={p.grid_bits}; normalise the "
-                         f"input (e.g. BatchNorm) or lower grid_bits")
+    """The exact-range guard for this node: the integer path needs |X|/δ < 2^30, the float
+    reference < 2^(significand bits − 2)."""
+    bound = 2.0 ** (min(30, SIGNIFICAND_BITS[x.dtype] - 2) - p.grid_bits)
+    check_exact_range(x, bound, who=who, grid_bits=p.grid_bits,
+                      remedy="normalise the input (e.g. BatchNorm) or lower grid_bits")
+
+
+DRIFT_CAUSE = ("the recomputed input differs from the forward's (non-deterministic synapse), or "
+               "a saved tensor was modified.")
+"""Why a binary node's reconstruction fails, for the drift guard's message."""
 
 
 def _drift(v0_err: int, flips: int, bad: int, on_drift: str) -> None:
-    if v0_err == 0 and flips == 0 and bad == 0:
-        return
-    msg = (f"BinaryReversibleLIF backward: reconstruction disagrees with the forward (max |V0| = "
-           f"{v0_err} grid steps, {flips} spike decisions flipped, {bad} inexact divisions); the "
-           f"gradients would be wrong. Causes: the recomputed input differs from the forward's "
-           f"(non-deterministic synapse), or a saved tensor was modified.")
-    signal_drift(msg, on_drift)
+    """The drift guard of a binary walk (:func:`revsnn.nodes.base.check_drift`), by its older name."""
+    check_drift("BinaryReversibleLIF", on_drift, flips=int(flips), state_error=v0_err,
+                inexact=bad, unit=" grid steps", cause=DRIFT_CAUSE)
+
+
+class _FloorSTE:
+    """⌊u⌋ with a straight-through gradient (:func:`revsnn.nodes.base.straight_through`), by its
+    older name."""
+
+    @staticmethod
+    def apply(u: torch.Tensor) -> torch.Tensor:
+        return straight_through(u, rounding=torch.floor)
 
 
 def _step_vjp(h: torch.Tensor, gs: torch.Tensor, gv: Optional[torch.Tensor],
@@ -468,34 +474,18 @@ def _reference_forward(z: torch.Tensor, p: BinaryLIFParams):
     for t in range(z.shape[0]):
         xq = quantize(z[t], g)                                                  # (E5.0)
         u = (xq - v + p.half * g) / (p.tau * g)
-        h = v + _FloorSTE.apply(u) * g                                          # (E5.1), (E5.3)
+        h = v + straight_through(u, rounding=torch.floor) * g                   # (E5.1), (E5.3)
         s = p.surrogate(h - p.theta_float)                                      # (E5.4)
         v = h - p.theta_float * s                                               # (E5.5)
         out.append(s)
     return torch.stack(out), v
 
 
-class _FloorSTE(torch.autograd.Function):
-    """⌊u⌋ forward, identity backward (the leak's rounding is invisible to the gradient)."""
-
-    @staticmethod
-    def forward(u):
-        return torch.floor(u)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
 # --------------------------------------------------------------------------------------------
 # Modules
 
 
-class BinaryReversibleLIF(nn.Module):
+class BinaryReversibleLIF(SpikingNode):
     """LIF with soft reset on a fixed-point membrane whose backward reconstructs it bit-exactly.
 
     Input ``[T, B, ...]``; output TRUE binary spikes {0, 1} of the same shape and dtype. Equations
@@ -527,21 +517,19 @@ class BinaryReversibleLIF(nn.Module):
     True
     """
 
+    HYPERPARAMETERS = frozenset({"tau", "v_threshold", "surrogate", "on_drift"})
+    """The hyperparameters shared with the other node families that this node takes (its
+    ``grid_bits`` means the membrane grid, not ReversibleLIF's input grid, so it is not shared)."""
+
     def __init__(self, tau: int = 2, v_threshold: float = 1.0,
                  surrogate: Optional[Surrogate] = None, grid_bits: int = 12,
                  backward: str = "fused", reconstruct: str = "reverse", on_drift: str = "raise"):
         super().__init__()
-        if reconstruct not in RECONSTRUCT_MODES:
-            raise ValueError(f"BinaryReversibleLIF: reconstruct must be one of "
-                             f"{RECONSTRUCT_MODES}, got {reconstruct!r}")
+        check_choice("BinaryReversibleLIF", "reconstruct", reconstruct, RECONSTRUCT_MODES)
         if int(tau) != tau or tau < 2:
             raise ValueError(f"BinaryReversibleLIF: tau must be an integer >= 2, got {tau!r}")
-        if backward not in BINARY_BACKWARD_ALGORITHMS:
-            raise ValueError(f"BinaryReversibleLIF: backward must be one of "
-                             f"{BINARY_BACKWARD_ALGORITHMS}, got {backward!r}")
-        if on_drift not in ("raise", "warn", "ignore"):
-            raise ValueError(f"BinaryReversibleLIF: on_drift must be 'raise', 'warn' or 'ignore', "
-                             f"got {on_drift!r}")
+        check_choice("BinaryReversibleLIF", "backward", backward, BINARY_BACKWARD_ALGORITHMS)
+        check_choice("BinaryReversibleLIF", "on_drift", on_drift, ON_DRIFT)
         if not 1 <= int(grid_bits) <= 24:
             raise ValueError(f"BinaryReversibleLIF: grid_bits must be in [1, 24], got "
                              f"{grid_bits!r}")
@@ -563,14 +551,44 @@ class BinaryReversibleLIF(nn.Module):
         return BinaryLIFParams(self.tau, self.tau // 2, theta, self.grid_bits,
                                (self.tau - 1).bit_length(), self.surrogate)
 
+    invertible = True
+
+    @property
+    def kind(self) -> str:
+        return f"BinaryReversibleLIF ({self.reconstruct})"
+
     def bits_per_neuron_step(self) -> int:
         """Bits the node stores per neuron-step: 1 (S) + ⌈log₂τ⌉ (R) when reversing, 1 (S) when
         replaying (V_T, per neuron, comes on top when reversing)."""
         return 1 + (self.params().rem_bits if self.reconstruct == "reverse" else 0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def stored(self, dtype: torch.dtype) -> tuple:
+        """Standalone: its input by reference, the packed spikes S (1 bit per neuron-step), and
+        when reversing the packed remainders R (⌈log₂τ⌉ bits) and V_T (int16 when every value
+        fits, else int32). In a :class:`BinarySpikingUnit` the input is the previous unit's
+        packed spikes instead (NOTE [what is stored, and where the input comes from]). Under
+        ``backward="autograd"``: H − θ per step, the BPTT reference."""
+        if self.backward_algorithm == "autograd":
+            return (Stored("H−θ per step", "neuron-step"),)
+        items = [Stored("input X (by reference)", "input"),
+                 Stored("spikes S, packed", "neuron-step", bits=1)]
+        if self.reconstruct == "reverse":
+            items += [Stored("leak remainders R, packed", "neuron-step",
+                             bits=self.params().rem_bits),
+                      Stored("final membrane V_T (int16)", "neuron", dtype=torch.int16)]
+        return tuple(items)
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        """The resting membrane V_0 = 0 in grid units (int32), one step's shape."""
+        return torch.zeros(x.shape[1:], dtype=torch.int32, device=x.device)
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        """Spikes ``[T, B, ...]`` from rest (and the final membrane V_T in grid units; ``None``
+        after a training call with ``reconstruct="replay"``, which keeps nothing per neuron)."""
         check_sequence(x, node="BinaryReversibleLIF")
-        return _apply(self, None, x)
+        self._refuse_state(state)
+        spikes, v = _apply(self, None, x)
+        return (spikes, v) if return_state else spikes
 
     # -- the forward / inverse pair ---------------------------------------------------------------
     @torch.no_grad()
@@ -609,8 +627,9 @@ def _is_binary(x: torch.Tensor) -> bool:
 
 
 def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Tensor,
-           pack_input: bool = True) -> torch.Tensor:
-    """Run (synapse +) node with the node's backward algorithm; attaches the packed spikes."""
+           pack_input: bool = True) -> tuple:
+    """Run (synapse +) node with the node's backward algorithm; attaches the packed spikes.
+    Returns ``(spikes, V_T in grid units or None)``."""
     p = node.params()
     if node.backward_algorithm == "autograd":
         z = _run_synapse(synapse, x)
@@ -618,7 +637,7 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
         spikes, v = _reference_forward(z, p)
         node.last_state = torch.round(v.detach() * 2 ** p.grid_bits).to(torch.int32)
         node.last_shape = tuple(spikes.shape[1:])
-        return spikes
+        return spikes, node.last_state
     params = [q for q in synapse.parameters() if q.requires_grad] if synapse is not None else []
     if not (torch.is_grad_enabled() and (x.requires_grad or params)):
         with torch.no_grad():
@@ -627,7 +646,7 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
             spikes, trace = _integer_forward(z, p)
         node.last_state, node.last_shape = trace.v_final, tuple(spikes.shape[1:])
         _attach_packed(spikes, trace.spikes)
-        return spikes
+        return spikes, trace.v_final
     packed_in = None
     if synapse is not None:
         packed_in = _packed_of(x)
@@ -642,7 +661,7 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
     node.last_state = v if node.reconstruct == "reverse" else None
     node.last_shape = tuple(spikes.shape[1:])
     _attach_packed(spikes, packed)
-    return spikes
+    return spikes, node.last_state
 
 
 class BinarySpikingUnit(nn.Module):
@@ -676,61 +695,9 @@ class BinarySpikingUnit(nn.Module):
             raise TypeError("BinarySpikingUnit: node must be a BinaryReversibleLIF")
         self.pack_input = pack_input
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        """Spikes ``[T, B, ...]`` (and the node's final membrane, as :meth:`BinaryReversibleLIF.forward`)."""
         check_sequence(x, node="BinarySpikingUnit")
-        return _apply(self.node, self.synapse, x, self.pack_input)
-
-
-class BinarySpikingVGG(nn.Module):
-    """A spiking VGG built from :class:`BinarySpikingUnit` (2 bits per neuron-step in backward).
-
-    The channel list is a :data:`revsnn.models.vgg.VGG_CONFIGS` entry (``"M"`` = 2×2 max pool): each
-    pool is folded into the next unit's synapse (pool → conv3×3 → BatchNorm), so every stored
-    activation is a packed spike tensor. A trailing pool is dropped: the head averages the last
-    spikes over T and space and applies one linear layer (for a 2×2 map this replaces max-then-
-    average pooling by averaging; it stores only a ``[B, C]`` tensor).
-
-    Input ``[T, B, C, H, W]`` (or ``[B, C, H, W]``, presented at every step as a view, not a copy);
-    output logits ``[B, num_classes]``.
-
-    >>> net = BinarySpikingVGG((4, "M", 8), T=2, num_classes=3)
-    >>> net(torch.rand(1, 3, 8, 8)).shape
-    torch.Size([1, 3])
-    """
-
-    def __init__(self, cfg="vgg11", in_channels: int = 3, num_classes: int = 10, T: int = 4,
-                 width: float = 1.0, **node_kwargs):
-        super().__init__()
-        if isinstance(cfg, str):
-            from .models.vgg import VGG_CONFIGS
-            cfg = VGG_CONFIGS[cfg]
-        units, c, pool = [], in_channels, False
-        for v in cfg:
-            if v == "M":
-                pool = True
-                continue
-            out = max(1, int(round(int(v) * width)))
-            syn = ([nn.MaxPool2d(2)] if pool else []) + [
-                nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out)]
-            units.append(BinarySpikingUnit(nn.Sequential(*syn), BinaryReversibleLIF(**node_kwargs)))
-            c, pool = out, False
-        self.features = nn.Sequential(*units)
-        self.classifier = nn.Linear(c, num_classes)
-        self.T = int(T)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = x.unsqueeze(0).expand(self.T, *x.shape)
-        s = self.features(x)
-        return self.classifier(s.mean(dim=(0, 3, 4)))
-
-    def neurons_per_step(self, x: torch.Tensor) -> int:
-        """Spiking neurons per timestep for input ``x`` (B included): a no-grad forward."""
-        n = 0
-        with torch.no_grad():
-            if x.dim() == 4:
-                x = x.unsqueeze(0).expand(self.T, *x.shape)
-            for unit in self.features:
-                x = unit(x)
-                n += x[0].numel()
-        return n
+        self.node._refuse_state(state)
+        spikes, v = _apply(self.node, self.synapse, x, self.pack_input)
+        return (spikes, v) if return_state else spikes

@@ -71,8 +71,7 @@ from .reversible import ReconstructionError, quantize
 
 __all__ = [
     "frozen_running_stats", "uses_rng", "capture_rng", "replay_rng", "reset_neuron_states",
-    "ConvBNNode", "RevBlock", "RevSequence", "RevSpikingResNet", "rev_spiking_resnet",
-    "REVRESNET_CONFIGS", "BLOCK_MODES", "reconstruction_error",
+    "RevBlock", "RevSequence", "BLOCK_MODES", "reconstruction_error",
 ]
 
 BLOCK_MODES = ("reversible", "plain")
@@ -156,32 +155,6 @@ def reset_neuron_states(module: Optional[nn.Module]) -> None:
 # Sub-blocks and the coupling
 
 
-def _default_node() -> nn.Module:
-    from .neuron import LIF
-    return LIF()
-
-
-class ConvBNNode(nn.Module):
-    """Conv2d → BatchNorm2d → spiking node over a sequence ``[T, B, C, H, W]``.
-
-    The convolution and BatchNorm run on the merged ``T·B`` batch (BatchNorm statistics span all
-    steps, as in SpikingJelly's multi-step ``SeqToANNContainer``); the node runs over T.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, node: Optional[nn.Module] = None,
-                 kernel_size: int = 3, stride: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride,
-                              padding=kernel_size // 2, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.node = node if node is not None else _default_node()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        T, B = x.shape[:2]
-        z = self.bn(self.conv(x.flatten(0, 1)))
-        return self.node(z.unflatten(0, (T, B)))
-
-
 def _halves(x: torch.Tensor):
     c = x.shape[2] // 2
     return x[:, :, :c], x[:, :, c:]
@@ -190,6 +163,7 @@ def _halves(x: torch.Tensor):
 class RevBlock(nn.Module):
     """One additive coupling (E7.1)/(E7.2) with its inverse (E7.3)/(E7.4).
 
+    >>> from revsnn.models import ConvBNNode
     >>> torch.manual_seed(0) is not None
     True
     >>> blk = RevBlock(ConvBNNode(2, 2), ConvBNNode(2, 2)).eval()
@@ -366,95 +340,3 @@ def reconstruction_error(stack: RevSequence, x: torch.Tensor) -> float:
         for blk in stack.blocks:
             y = blk(y)
         return float((stack.inverse(y) - xq).abs().max())
-
-
-# --------------------------------------------------------------------------------------------
-# Networks
-
-REVRESNET_CONFIGS = {
-    "revresnet_s": (2, 2, 2),
-    "revresnet_m": (4, 4, 4),
-    "revresnet_l": (8, 8, 8),
-}
-"""Reversible blocks per stage of the named variants (three stages, widths w, 2w, 4w)."""
-
-
-def _parse_block_mode(mode) -> str:
-    """``"reversible"``/``"plain"``, a MemoryMode (BPTT → plain, REVERSIBLE_BLOCKS → reversible) or
-    its value (``"bptt"``, ``"blocks"``)."""
-    text = getattr(mode, "value", mode)
-    text = str(text).strip().lower()
-    if text in ("reversible", "blocks", "reversible_blocks"):
-        return "reversible"
-    if text in ("plain", "bptt"):
-        return "plain"
-    raise ValueError(f"unknown block mode {mode!r}; choose 'reversible' ('blocks') or 'plain' "
-                     f"('bptt')")
-
-
-class RevSpikingResNet(nn.Module):
-    """Spiking ResNet whose residual stages are reversible stacks (RevSNN-style).
-
-    stem ConvBNNode(C_in → w) → stage 1: RevSequence(n₁ blocks, w) → ConvBNNode(w → 2w, stride 2)
-    → stage 2: RevSequence(n₂, 2w) → ConvBNNode(2w → 4w, stride 2) → stage 3: RevSequence(n₃, 4w)
-    → mean over T and space → Linear(4w → classes). Inside a block F and G are
-    ConvBNNode(c/2 → c/2). The stem and the two downsampling layers are ordinary (they store their
-    inputs); the stacks store only their outputs, so memory for backward does not grow with depth.
-
-    Input ``[T, B, C_in, H, W]``; output logits ``[B, classes]``.
-
-    Args:
-        blocks_per_stage: reversible blocks per stage.
-        width: w, even.
-        num_classes, in_channels: classifier outputs, input channels.
-        node_factory: zero-argument callable building a multi-step node (default
-            :class:`~revsnn.LIF`).
-        mode: ``"reversible"``/``"blocks"`` (default) or ``"plain"``/``"bptt"``, or a MemoryMode.
-        grid_bits: stream grid of the stacks (see :class:`RevSequence`).
-
-    >>> net = rev_spiking_resnet("revresnet_s", width=4, num_classes=3)
-    >>> net(torch.rand(2, 1, 3, 8, 8)).shape
-    torch.Size([1, 3])
-    """
-
-    def __init__(self, blocks_per_stage: Sequence[int] = (2, 2, 2), width: int = 32,
-                 num_classes: int = 10, in_channels: int = 3, node_factory=None,
-                 mode="reversible", grid_bits: Optional[int] = 12):
-        super().__init__()
-        if width < 2 or width % 2:
-            raise ValueError(f"RevSpikingResNet: width must be even and >= 2, got {width}")
-        node = node_factory or _default_node
-        self.mode = _parse_block_mode(mode)
-        widths = [width * 2 ** i for i in range(len(blocks_per_stage))]
-        self.stem = ConvBNNode(in_channels, widths[0], node())
-        layers = []
-        for i, (n, w) in enumerate(zip(blocks_per_stage, widths)):
-            if i > 0:
-                layers.append(ConvBNNode(widths[i - 1], w, node(), stride=2))
-            blocks = [RevBlock(ConvBNNode(w // 2, w // 2, node()),
-                               ConvBNNode(w // 2, w // 2, node())) for _ in range(n)]
-            layers.append(RevSequence(blocks, grid_bits=grid_bits, mode=self.mode))
-        self.stages = nn.Sequential(*layers)
-        self.classifier = nn.Linear(widths[-1], num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"RevSpikingResNet: expected [T, B, C, H, W], got {tuple(x.shape)}")
-        z = self.stages(self.stem(x))
-        return self.classifier(z.mean(dim=(0, 3, 4)))
-
-    @property
-    def depth(self) -> int:
-        """Spiking conv layers: stem + 2 per reversible block + downsampling layers."""
-        n = sum(2 * len(s.blocks) for s in self.stages if isinstance(s, RevSequence))
-        return 1 + n + sum(isinstance(s, ConvBNNode) for s in self.stages)
-
-
-def rev_spiking_resnet(name: str, **kwargs) -> RevSpikingResNet:
-    """Build a named variant (:data:`REVRESNET_CONFIGS`): ``revresnet_s``/``_m``/``_l``."""
-    try:
-        blocks = REVRESNET_CONFIGS[name]
-    except KeyError:
-        raise ValueError(f"unknown variant {name!r}; choose from {sorted(REVRESNET_CONFIGS)}") \
-            from None
-    return RevSpikingResNet(blocks, **kwargs)

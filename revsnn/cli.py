@@ -164,62 +164,33 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_node_modes() -> list:
-    """The modes a node benchmark runs by default: SpikingJelly (when installed), bptt,
-    checkpoint, revnet, fused."""
-    from .baselines import spikingjelly_available
-
-    modes = ["spikingjelly"] if spikingjelly_available() else []
-    return modes + ["bptt", "checkpoint", "revnet", "fused"]
+    """The modes a node benchmark runs by default (:func:`revsnn.strategy.defaults`)."""
+    from .strategy import defaults
+    return defaults("nodes")
 
 
-def split_modes(values, *, extra=()) -> tuple:
-    """Split ``--modes`` values (space or comma separated) into ``(modes, unknown)``.
+def parse_modes(values: Optional[Sequence[str]], *, command: str = "nodes",
+                arch: Optional[str] = None) -> list:
+    """Preset names for ``--modes`` values (space- or comma-separated); the command's defaults
+    (:func:`revsnn.strategy.defaults`) when none are given. Duplicates are dropped.
 
-    Names in ``extra`` (and the alias ``sj`` for ``spikingjelly``) are matched case-insensitively and
-    kept as they are; everything else goes through :meth:`MemoryMode.parse` and becomes its value.
-    Duplicates are dropped, order is kept.
+    :class:`UsageError` names every unknown value and every preset that is not offered for
+    ``command`` or does not build ``arch`` (with the ones that do), and a preset whose dependency
+    is not installed (with how to install it).
     """
-    from .modes import MemoryMode
-
-    extra = tuple(extra)
-    modes, unknown = [], []
-    for word in (w.strip() for v in values for w in str(v).split(",") if w.strip()):
-        low = "spikingjelly" if word.lower() == "sj" else word.lower()
-        if low in extra:
-            mode = low
-        else:
-            try:
-                mode = MemoryMode.parse(word).value
-            except ValueError:
-                unknown.append(word)
-                continue
-        if mode not in modes:
-            modes.append(mode)
-    return modes, unknown
-
-
-def parse_modes(values: Optional[Sequence[str]], *, allow_spikingjelly: bool = True) -> list:
-    """Normalise ``--modes`` values (space- or comma-separated) to MemoryMode values.
-
-    ``"spikingjelly"`` (any case) is accepted when ``allow_spikingjelly``; duplicates are dropped.
-    :class:`UsageError` names every unknown value, and SpikingJelly when it is not installed.
-    """
-    from .baselines import spikingjelly_available
-    from .modes import MemoryMode
+    from . import strategy
 
     if not values:
-        return default_node_modes() if allow_spikingjelly else [
-            m for m in default_node_modes() if m != "spikingjelly"]
-    modes, unknown = split_modes(values, extra=("spikingjelly",) if allow_spikingjelly else ())
-    if unknown:
-        choices = [m.value for m in MemoryMode.node_modes()] + (
-            ["spikingjelly"] if allow_spikingjelly else [])
-        raise UsageError(f"unknown mode{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(repr(u) for u in unknown)}; choose from {', '.join(choices)}")
-    if "spikingjelly" in modes and not spikingjelly_available():
-        raise UsageError("mode 'spikingjelly' requested but SpikingJelly is not installed: "
-                         "pip install --no-deps spikingjelly==2.0.0 numpy 'loguru>=0.7,<1'")
-    return modes
+        return strategy.defaults(command, arch)
+    try:
+        presets = strategy.parse_many(values, command=command, arch=arch)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for p in presets:
+        ok, why = p.available()
+        if not ok:
+            raise UsageError(f"mode {p.name!r} requested but {why}")
+    return [p.name for p in presets]
 
 
 # --------------------------------------------------------------------------------------------

@@ -336,47 +336,39 @@ def measure(build: Callable[[], nn.Module], make_input: Callable[[], torch.Tenso
     return measure_cases([case], repeats=repeats, warmup=warmup, track_memory=track_memory)[0]
 
 
-def node_factory(mode: str, **node_kwargs) -> Callable[[], nn.Module]:
-    """A zero-argument builder for ``mode``: a MemoryMode value or ``"spikingjelly"``."""
-    from .modes import make_node
-    if mode == "spikingjelly":
-        from .baselines import SpikingJellyLIF
-        return lambda: SpikingJellyLIF(**node_kwargs)
-    return lambda: make_node(mode, **node_kwargs)
-
-
-def _mode_label(mode: str) -> str:
-    from .modes import MemoryMode
-    if mode == "spikingjelly":
-        return "SpikingJelly LIFNode"
-    return MemoryMode.parse(mode).label
+def node_factory(mode, **node_kwargs) -> Callable[[], nn.Module]:
+    """A zero-argument builder of the standalone node of ``mode`` (a preset offered for ``nodes``:
+    its name, alias or :class:`~revsnn.MemoryMode`)."""
+    from .strategy import parse
+    preset = parse(mode, command="nodes")
+    return lambda: preset.make_node(**node_kwargs)
 
 
 def node_case(mode, *, T: int = 8, batch: int = 64, neurons: int = 4096, dtype="float32",
               device="cpu", **node_kwargs) -> Case:
     """A :class:`Case` for one node on input ``[T, batch, neurons]`` (inputs N(0, 1.5²))."""
-    from .modes import MemoryMode
-    mode = "spikingjelly" if str(mode) == "spikingjelly" else MemoryMode.parse(mode).value
+    from .strategy import parse
+    preset = parse(mode, command="nodes")
     for name, val in (("T", T), ("batch", batch), ("neurons", neurons)):
         if int(val) < 1:
             raise ValueError(f"{name} must be >= 1, got {val}")
     tdtype = parse_dtype(dtype)
     dev = torch.device(device)
-    build = node_factory(mode, **node_kwargs)
+    build = node_factory(preset.name, **node_kwargs)
 
     def make_input():
         g = torch.Generator(device="cpu").manual_seed(1)
         x = torch.randn(T, batch, neurons, generator=g) * 1.5
         return x.to(dev, tdtype).requires_grad_()
 
-    return Case(lambda: build().to(dev), make_input, device=dev, kind="node", mode=mode,
-                label=_mode_label(mode), arch="node", T=T, batch=batch,
+    return Case(lambda: build().to(dev), make_input, device=dev, kind="node", mode=preset.name,
+                label=preset.label, arch="node", T=T, batch=batch,
                 shape=f"[{T}, {batch}, {neurons}]", dtype=str(tdtype).replace("torch.", ""))
 
 
 def measure_node(mode, *, repeats: int = 5, warmup: int = 1, track_memory: bool = True,
                  **kw) -> dict:
-    """Measure one node; ``mode`` is a :class:`~revsnn.MemoryMode` (or value) or "spikingjelly"."""
+    """Measure one node; ``mode`` is a preset offered for ``nodes`` (see :func:`node_case`)."""
     return measure_cases([node_case(mode, **kw)], repeats=repeats, warmup=warmup,
                          track_memory=track_memory)[0]
 

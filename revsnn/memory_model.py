@@ -1,4 +1,4 @@
-"""Analytic memory model: what each layer of a zoo network stores for backward, per memory mode.
+"""Analytic memory model: what each layer of a zoo network stores for backward, per strategy.
 
 :func:`predict_saved_bytes` walks a :mod:`revsnn.models` network layer by layer, tracks the shape of
 every activation and lists each tensor autograd keeps for backward, with its size. A tensor kept by
@@ -7,20 +7,20 @@ that keeps it first, and the later layer's row says ``shared``. The total is wha
 :func:`revsnn.measure.saved_tensor_bytes` counts as ``saved_bytes`` (storage-deduplicated, parameters
 excluded); ``tests/test_memory_model.py`` checks the two agree.
 
-What is stored, per neuron-step (N = T·B·C·H·W elements of a layer's output, s = itemsize):
+What a spiking node stores it says itself (``node.stored(dtype)``, NOTE [node protocol] in
+:mod:`revsnn.nodes.base`); the layers, per neuron-step (N = T·B·C·H·W elements of a layer's output,
+s = itemsize):
 
 ======================  ============================================================================
 layer                   stores
 ======================  ============================================================================
 conv / linear           its input (the previous layer's output; shared when already kept)
 BatchNorm (autograd)    its input x (s·N) and the per-channel batch mean and 1/σ
-LIF, SpikingJelly LIF   H − θ (surrogate), 1 − S and H (hard reset): 3·s·N; soft reset: H − θ only
-LIF under checkpoint    its input (s·N); recomputes the rest in backward
-ReversibleLIF autograd  H − θ of both groups: s·N
-ReversibleLIF fused /   its output Y (s·N, shared with the next layer) and the final membranes
-  revnet                (s·N/T); reconstructs its input and all membranes in backward
 BN fused into the node  the residual code (1 byte per element, 2 with 16-bit codes) and 1/σ; not x
   (fused / revnet)      (NOTE [BN + node fusion] in :mod:`revsnn.models.bn_node`)
+binary unit             its synapse nothing (recomputed); the previous unit's packed spikes (shared)
+                        or its analog input by reference; then what its node stores
+reversible stack        its output only (``blocks``); run plainly, every block's layers
 max pool 2×2            its input (shared) and int64 argmax indices of its output (8 bytes each)
 global average pool     nothing (its backward needs only the shape); pooling to k×k, k > 1: its input
 ======================  ============================================================================
@@ -53,6 +53,7 @@ class _Accountant:
         self.s = torch.empty((), dtype=dtype).element_size()
         self.rows: list = []
         self.kept: set = set()
+        self.packed: dict = {}            # activation id -> id of its packed copy (binary units)
         self._next = 0
 
     def new(self, shape) -> tuple:
@@ -64,14 +65,17 @@ class _Accountant:
         return self.T * self.batch * math.prod(shape)
 
     def keep(self, layer: str, kind: str, what: str, act=None, *, elements: Optional[int] = None,
-             shape=None, itemsize: Optional[int] = None):
-        """Record a stored tensor: an activation ``act`` (deduplicated) or a fresh one."""
+             shape=None, itemsize: Optional[int] = None, key=None):
+        """Record a stored tensor: an activation ``act`` or a fresh one (deduplicated by ``key``
+        when given)."""
         shared = False
         if act is not None:
             shape = act[1]
             elements = self.n(shape)
-            shared = act[0] in self.kept
-            self.kept.add(act[0])
+            key = act[0]
+        if key is not None:
+            shared = key in self.kept
+            self.kept.add(key)
         itemsize = self.s if itemsize is None else itemsize
         self.rows.append(dict(layer=layer, kind=kind, tensor=what,
                               shape="×".join(map(str, shape)) if shape else "",
@@ -84,6 +88,10 @@ def _stats_itemsize(dtype: torch.dtype) -> int:
     return max(torch.empty((), dtype=dtype).element_size(), 4)
 
 
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
 def _conv_out(conv: nn.Conv2d, shape):
     c, h, w = shape
     k, st, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
@@ -92,39 +100,49 @@ def _conv_out(conv: nn.Conv2d, shape):
     return (conv.out_channels, ho, wo)
 
 
-def _node(acc: _Accountant, name: str, node: nn.Module, z, out):
-    """Rows for a spiking node with input activation ``z`` and output ``out``."""
-    from .baselines import SpikingJellyLIF
-    from .modes import Checkpointed
-    from .neuron import LIF
-    from .reversible import ReversibleLIF
+def _pool_out(pool, shape):
+    c, h, w = shape
+    k = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
+    return shape if h < k or w < k else (c, h // k, w // k)
 
-    n = acc.n(out[1])
-    if isinstance(node, (LIF, SpikingJellyLIF)):
-        v_reset = node.params.v_reset if isinstance(node, LIF) else node.node.v_reset
-        per_step = 3 if v_reset is not None else 1
-        kind = "LIF" if isinstance(node, LIF) else "SpikingJelly LIFNode"
-        what = "H−θ, 1−S, H per step" if per_step == 3 else "H−θ per step"
-        acc.keep(name, kind, what, elements=per_step * n, shape=out[1])
-    elif isinstance(node, Checkpointed):
-        acc.keep(name, "LIF (checkpoint)", "node input (recomputed from it)", z)
-    elif isinstance(node, ReversibleLIF):
-        cd = torch.empty((), dtype=node.compute_dtype(acc.dtype)).element_size()
-        if node.backward_algorithm == "autograd":
-            acc.keep(name, "ReversibleLIF (autograd)", "H−θ of both groups per step",
-                     elements=n, shape=out[1], itemsize=cd)
+
+def _node(acc: _Accountant, name: str, node: nn.Module, z, out, *, skip_input: bool = False):
+    """Rows for a spiking node with input activation ``z`` and output ``out``: what the node says
+    it stores (NOTE [node protocol])."""
+    from .nodes.base import SpikingNode
+
+    if not isinstance(node, SpikingNode):
+        raise TypeError(f"memory model: {type(node).__name__} does not implement the node "
+                        f"protocol (revsnn.nodes.base.SpikingNode)")
+    steps = out[1]
+    n_step = acc.batch * math.prod(steps)
+    for item in node.stored(acc.dtype):
+        size = acc.s if item.dtype is None else _itemsize(item.dtype)
+        if item.per == "input":
+            if not skip_input:
+                acc.keep(name, node.kind, item.what, z)
+        elif item.per == "output":
+            acc.keep(name, node.kind, item.what, out)
+        elif item.per == "neuron-step" and item.bits:
+            acc.keep(name, node.kind, item.what, elements=acc.T * item.bits * -(-n_step // 8),
+                     shape=steps, itemsize=1, key=("packed", out[0]) if item.bits == 1 and
+                     item.what.startswith("spikes") else None)
+        elif item.per == "neuron-step":
+            acc.keep(name, node.kind, item.what, elements=item.count * acc.n(steps), shape=steps,
+                     itemsize=size)
+        elif item.per == "neuron":
+            acc.keep(name, node.kind, item.what, elements=item.count * n_step, shape=steps,
+                     itemsize=size)
         else:
-            acc.keep(name, f"ReversibleLIF ({node.backward_algorithm})", "output Y", out)
-            acc.keep(name, f"ReversibleLIF ({node.backward_algorithm})", "final membranes V₁, V₂",
-                     elements=n // acc.T, shape=out[1], itemsize=cd)
-    else:
-        raise TypeError(f"memory model: unknown node type {type(node).__name__}")
+            raise ValueError(f"memory model: unknown Stored.per {item.per!r} of {node.kind}")
 
 
-def _conv_bn_node(acc: _Accountant, name: str, block, x, addend=None):
+def _conv_bn_node(acc: _Accountant, name: str, block, x, addend=None, kept_input=None):
+    """``kept_input``: the activation the conv's saved input belongs to, when ``x`` is a view of
+    it (a reversible block's half)."""
     from .models.bn_node import can_fuse, residual_bits
 
-    acc.keep(f"{name}.conv", "conv", "input", x)
+    acc.keep(f"{name}.conv", "conv", "input", kept_input or x)
     shape = _conv_out(block.conv, x[1])
     y = acc.new(shape)                                          # conv output = BN input
     c = shape[0]
@@ -165,19 +183,71 @@ def _conv_bn(acc: _Accountant, name: str, block, x):
 
 
 def _maxpool(acc: _Accountant, name: str, pool, x):
-    c, h, w = x[1]
-    k = pool.kernel_size
-    if h < k or w < k:
+    shape = _pool_out(pool, x[1])
+    if shape == x[1]:
         return x
     acc.keep(name, "max pool", "input", x)
-    shape = (c, h // k, w // k)
     acc.keep(name, "max pool", "argmax indices (int64)", elements=acc.n(shape), shape=shape,
              itemsize=8)
     return acc.new(shape)
 
 
+def _binary_unit(acc: _Accountant, name: str, unit, x):
+    """A unit recomputes its synapse from its input's source: the previous unit's packed spikes
+    (kept once, by that unit) or its analog input by reference; its node stores the rest."""
+    node = unit.node
+    if node.backward_algorithm == "autograd":
+        raise ValueError(f"memory model: {name} is a binary unit under plain autograd (the "
+                         f"reference), which it does not model; use backward='fused'")
+    shape = x[1]
+    for m in unit.synapse:
+        if isinstance(m, nn.Conv2d):
+            shape = _conv_out(m, shape)
+        elif isinstance(m, nn.MaxPool2d):
+            shape = _pool_out(m, shape)
+        elif not isinstance(m, nn.modules.batchnorm._BatchNorm):
+            raise TypeError(f"memory model: no rule for {type(m).__name__} in the synapse of "
+                            f"{name}")
+    out = acc.new(shape)
+    if x[0] in acc.packed:
+        acc.keep(name, node.kind, "input spikes, packed (the previous unit's)",
+                 elements=acc.T * -(-acc.batch * math.prod(x[1]) // 8), shape=x[1], itemsize=1,
+                 key=("packed", x[0]))
+    else:
+        acc.keep(name, node.kind, "input X (by reference)", x)
+    _node(acc, f"{name}.node", node, None, out, skip_input=True)
+    acc.packed[out[0]] = True
+    return out
+
+
+def _rev_sequence(acc: _Accountant, name: str, stack, x):
+    """A reversible stack keeps only its output; run plainly, each block keeps what its F and G
+    keep (F's conv keeps the whole stream, of which its input is a view)."""
+    if stack.mode == "reversible":
+        out = acc.new(x[1])
+        acc.keep(name, "reversible stack", "output Y", out)
+        return out
+    c, rest = x[1][0], x[1][1:]
+    half = (c // 2, *rest)
+    stream = x if stack.grid_bits is None else acc.new(x[1])    # q(X) (E7.0): a fresh tensor
+    for i, blk in enumerate(stack.blocks):
+        f = _conv_bn_node(acc, f"{name}.blocks.{i}.f", blk.f, (stream[0], half),
+                          kept_input=stream)
+        y1 = acc.new(half)                                      # X₁ + F(X₂)
+        _conv_bn_node(acc, f"{name}.blocks.{i}.g", blk.g, y1)
+        del f
+        stream = acc.new(x[1])                                  # cat(Y₁, Y₂)
+    return stream
+
+
 def _readout(acc: _Accountant, name: str, head, x):
+    from .models.layers import MeanReadout
+
     c = x[1][0]
+    if isinstance(head, MeanReadout):   # the mean saves nothing; the linear keeps [B, C]
+        acc.keep(f"{name}.fc", "linear", "input (mean over T and space)", elements=acc.batch * c,
+                 shape=(c,))
+        return
     p = head.pool.output_size if isinstance(head.pool.output_size, int) else head.pool.output_size[0]
     if p != 1:          # output size 1 runs as a mean (saves nothing); others keep their input
         acc.keep(f"{name}.pool", "average pool", "input", x)
@@ -191,8 +261,9 @@ def _readout(acc: _Accountant, name: str, head, x):
 
 
 def _walk(acc: _Accountant, name: str, layer, x):
-    from .models.layers import ConvBNNode, SeqMaxPool
-    from .models.resnet import BasicBlock
+    from .binary import BinarySpikingUnit
+    from .blocks import RevSequence
+    from .models.layers import BasicBlock, ConvBNNode, SeqMaxPool
 
     if isinstance(layer, ConvBNNode):
         return _conv_bn_node(acc, name, layer, x)
@@ -202,18 +273,23 @@ def _walk(acc: _Accountant, name: str, layer, x):
         h = _conv_bn_node(acc, f"{name}.conv1", layer.conv1, x)
         a = x if layer.shortcut is None else _conv_bn(acc, f"{name}.shortcut", layer.shortcut, x)
         return _conv_bn_node(acc, f"{name}.conv2", layer.conv2, h, addend=a)
+    if isinstance(layer, BinarySpikingUnit):
+        return _binary_unit(acc, name, layer, x)
+    if isinstance(layer, RevSequence):
+        return _rev_sequence(acc, name, layer, x)
     raise TypeError(f"memory model: no rule for layer {name} ({type(layer).__name__})")
 
 
 def predict_saved_bytes(model_or_arch, mode=None, *, T: int = 4, batch: int = 1,
                         image_size: int = 32, dtype="float32", in_channels: Optional[int] = None,
                         num_classes: int = 10, node_kwargs: Optional[dict] = None,
-                        fuse_bn: bool = True):
+                        fuse_bn: Optional[bool] = None, **arch_kwargs):
     """Predicted bytes saved for backward, one row per stored tensor of each layer.
 
     ``model_or_arch`` is a :class:`revsnn.models.SpikingNet` (its nodes and BN weights are used as
-    they are; ``mode`` must then be None) or a zoo name built with ``mode`` (a MemoryMode value or
-    ``"spikingjelly"``), ``node_kwargs`` and ``fuse_bn``. Returns a pandas DataFrame with columns
+    they are; ``mode`` must then be None) or a zoo name built with ``mode`` (a preset of
+    :mod:`revsnn.strategy`), ``node_kwargs``, ``fuse_bn`` and ``arch_kwargs`` (as
+    :func:`revsnn.models.build`). Returns a pandas DataFrame with columns
     layer, kind, tensor, shape (per sample and step), elements, itemsize, bytes, shared (kept
     already by an earlier layer: 0 bytes here); ``df.attrs["total_bytes"]`` is the sum, the
     predicted ``saved_bytes`` of :mod:`revsnn.measure` for a static input ``[batch, C, S, S]``.
@@ -231,7 +307,7 @@ def predict_saved_bytes(model_or_arch, mode=None, *, T: int = 4, batch: int = 1,
     else:
         model = build(str(model_or_arch), mode if mode is not None else "bptt",
                       in_channels=in_channels, num_classes=num_classes, node_kwargs=node_kwargs,
-                      T=T, fuse_bn=fuse_bn, seed=0)
+                      T=T, fuse_bn=fuse_bn, seed=0, **arch_kwargs)
         in_channels = model.config["in_channels"]
     for name, val in (("T", T), ("batch", batch), ("image_size", image_size)):
         if int(val) < 1:

@@ -27,11 +27,12 @@ from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from ._validation import check_sequence
+from .nodes.base import SpikingNode, Stored, check_sequence
 from .surrogate import Sigmoid, Surrogate
 
-__all__ = ["LIFParams", "lif_step", "if_step", "LIF", "IF"]
+__all__ = ["LIFParams", "lif_step", "if_step", "LIF", "IF", "Checkpointed"]
 
 
 class LIFParams(NamedTuple):
@@ -78,7 +79,7 @@ def if_step(x: torch.Tensor, v: torch.Tensor, p: LIFParams):
     return _fire_and_reset(v + x, p)                        # (E1.3)
 
 
-class _MultiStepNode(nn.Module):
+class _MultiStepNode(SpikingNode):
     _step = staticmethod(lif_step)
 
     def __init__(self, params: LIFParams):
@@ -93,10 +94,22 @@ class _MultiStepNode(nn.Module):
         v0 = 0.0 if self.params.v_reset is None else self.params.v_reset
         return torch.full_like(x[0], v0)
 
-    def forward(self, x: torch.Tensor, v: Optional[torch.Tensor] = None,
+    def stored(self, dtype: torch.dtype) -> tuple:
+        """Per neuron-step: H − θ (the surrogate's input), and with a hard reset 1 − S and H (the
+        reset's product; 1 − S only with ``detach_reset``)."""
+        p = self.params
+        if p.v_reset is None:
+            return (Stored("H−θ per step", "neuron-step"),)
+        if p.detach_reset:
+            return (Stored("H−θ, 1−S per step", "neuron-step", count=2),)
+        return (Stored("H−θ, 1−S, H per step", "neuron-step", count=3),)
+
+    def forward(self, x: torch.Tensor, state: Optional[torch.Tensor] = None,
                 return_state: bool = False):
-        """Run the node over ``x = [T, B, ...]``; returns spikes ``[T, B, ...]`` (and the final V)."""
+        """Run the node over ``x = [T, B, ...]`` from ``state`` (V, default: rest); returns spikes
+        ``[T, B, ...]`` (and the final V)."""
         check_sequence(x, node=type(self).__name__)
+        v = state
         if v is None:
             v = self.initial_state(x)
         elif v.shape != x.shape[1:]:
@@ -121,6 +134,9 @@ class LIF(_MultiStepNode):
     soft reset), ``surrogate=Sigmoid(alpha=4)``, ``detach_reset=False``.
     """
 
+    HYPERPARAMETERS = frozenset({"tau", "decay_input", "v_threshold", "v_reset", "surrogate",
+                                 "detach_reset"})
+
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate: Optional[Surrogate] = None,
                  detach_reset: bool = False):
@@ -141,3 +157,26 @@ class IF(_MultiStepNode):
         super().__init__(LIFParams(2.0, float(v_threshold),
                                    None if v_reset is None else float(v_reset), True,
                                    surrogate or Sigmoid(), bool(detach_reset)))
+
+
+class Checkpointed(SpikingNode):
+    """Run a node under non-reentrant activation checkpointing: keep its input, recompute in backward."""
+
+    def __init__(self, node: nn.Module):
+        super().__init__()
+        self.node = node
+
+    @property
+    def kind(self) -> str:
+        return f"{getattr(self.node, 'kind', type(self.node).__name__)} (checkpoint)"
+
+    def initial_state(self, x: torch.Tensor):
+        return self.node.initial_state(x)
+
+    def stored(self, dtype: torch.dtype) -> tuple:
+        return (Stored("node input (recomputed from it)", "input"),)
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return checkpoint(self.node, x, state, return_state, use_reentrant=False)
+        return self.node(x, state, return_state)

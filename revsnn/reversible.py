@@ -78,18 +78,19 @@ default) or warns (``"warn"``); ``"ignore"`` skips the check.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import NamedTuple, Optional
 
 import torch
-from torch import nn
 
-from ._validation import check_sequence
+from .nodes.base import (SIGNIFICAND_BITS, ON_DRIFT, ReconstructionError, SpikingNode, Stored,
+                         check_choice, check_drift, check_exact_range, check_sequence,
+                         signal_drift, straight_through)
 from .surrogate import Sigmoid, Surrogate
 
 __all__ = [
     "ReversibleLIF", "RevLIFParams", "ReconstructionError", "BACKWARD_ALGORITHMS",
     "quantize", "rev_step", "rev_step_inverse", "rev_step_vjp", "default_grid_bits",
+    "decode_spike", "signal_drift",
 ]
 
 BACKWARD_ALGORITHMS = ("autograd", "revnet", "fused")
@@ -98,16 +99,11 @@ BACKWARD_ALGORITHMS = ("autograd", "revnet", "fused")
 # step), so |Y| must stay below 2^(significand bits - Q - 1): 2048 for fp32, 16 for bf16/fp16,
 # 2^28 for fp64. States are computed in fp32 for the half-precision dtypes.
 _GRID_BITS = {torch.float64: 24, torch.float32: 12, torch.float16: 6, torch.bfloat16: 3}
-_SIGNIFICAND_BITS = {torch.float64: 53, torch.float32: 24, torch.float16: 11, torch.bfloat16: 8}
 
 
 def default_grid_bits(dtype: torch.dtype) -> int:
     """Fractional bits Q of the fixed-point grid used for ``dtype``."""
     return _GRID_BITS[dtype]
-
-
-class ReconstructionError(RuntimeError):
-    """The backward's reconstruction disagreed with the forward (see NOTE [drift guard])."""
 
 
 class RevLIFParams(NamedTuple):
@@ -129,31 +125,14 @@ class RevLIFParams(NamedTuple):
     surrogate: Surrogate
 
 
-class _Quantize(torch.autograd.Function):
-    """q(z) = δ·round(z/δ) forward, identity backward (straight-through)."""
-
-    @staticmethod
-    def forward(z, grid):
-        return torch.round(z * (1.0 / grid)) * grid
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None
-
-
 def quantize(z: torch.Tensor, grid: float) -> torch.Tensor:
-    """Snap ``z`` to multiples of ``grid`` (a power of two); straight-through gradient.
+    """q(z) = δ·round(z/δ) (E2.0): snap ``z`` to multiples of ``grid`` (a power of two);
+    straight-through gradient.
 
     >>> quantize(torch.tensor([0.1, -0.3]), 0.25)
     tensor([ 0.0000, -0.2500])
     """
-    if torch.is_grad_enabled() and z.requires_grad:
-        return _Quantize.apply(z, grid)
-    return torch.round(z * (1.0 / grid)) * grid
+    return straight_through(z, grid)
 
 
 def _spike(h: torch.Tensor, p: RevLIFParams) -> torch.Tensor:
@@ -189,12 +168,20 @@ class _Inverted(NamedTuple):
     off_grid: torch.Tensor   # number of outputs that are not multiples of δ/2
 
 
+def decode_spike(y: torch.Tensor, grid: float) -> torch.Tensor:
+    """S = odd(Y/(δ/2)) (E3.1): Y/δ is an integer plus S/2, so twice the magnitude of its
+    fractional part is S, exactly (a multiplication by a power of two, a frac and a doubling).
+    Anything but 0 or 1 means Y is off the grid.
+
+    >>> decode_spike(torch.tensor([0.0, 1.125, -0.875, -2.0]), 0.25)
+    tensor([0., 1., 1., 0.])
+    """
+    return torch.mul(y, 1.0 / grid).frac_().abs_().mul_(2.0)
+
+
 def _decode_spike(y: torch.Tensor, p: RevLIFParams):
-    """S = odd(Y/(δ/2)): Y/δ is an integer plus S/2, so twice its fractional part is S (exact)."""
-    k = y * (1.0 / p.grid)                   # exact: multiplication by a power of two
-    s = k.sub(k.floor()).mul_(2.0)           # 0 or 1; anything else means Y is off the grid
-    off = (s != 0) & (s != 1)
-    return s, off
+    s = decode_spike(y, p.grid)
+    return s, (s != 0) & (s != 1)
 
 
 def rev_step_inverse(y1, y2, v1n, v2n, p: RevLIFParams) -> _Inverted:
@@ -259,24 +246,10 @@ def _forward_loop(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIF
     return y, v1, v2
 
 
-def _report_drift(flips, state_err, on_drift: str):
-    flips, state_err = int(flips), float(state_err)
-    if flips == 0 and state_err == 0.0:
-        return
-    msg = (f"ReversibleLIF backward: reconstruction disagrees with the forward ({flips} flipped "
-           f"spike decisions, max |V(t=0) error| = {state_err:.3g}); the gradients would be "
-           f"wrong. Causes: the saved output was modified "
-           f"in place or cast, or values left the exact range of the dtype (inputs must satisfy "
-           f"|x| < 2^(significand bits - grid_bits - 1)); use float64 or fewer grid_bits.")
-    signal_drift(msg, on_drift)
-
-
-def signal_drift(msg: str, on_drift: str) -> None:
-    """Act on a failed reconstruction: raise :class:`ReconstructionError`, warn, or ignore."""
-    if on_drift == "raise":
-        raise ReconstructionError(msg)
-    if on_drift == "warn":
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+DRIFT_CAUSE = ("the saved output was modified in place or cast, or values left the exact range "
+               "of the dtype (inputs must satisfy |x| < 2^(significand bits - grid_bits - 1)); "
+               "use float64 or fewer grid_bits.")
+"""Why a reversible node's reconstruction fails, for the drift guard's message."""
 
 
 class _ReversibleLIFFunction(torch.autograd.Function):
@@ -314,7 +287,8 @@ class _ReversibleLIFFunction(torch.autograd.Function):
             if state_err != 0.0 or (flips is not None and int(flips) != 0):
                 if flips is None:  # the fused walk does not count them: diagnose now, off the hot path
                     flips = _count_flips(y, v1_T, v2_T, p, cd)
-                _report_drift(flips, state_err, ctx.on_drift)
+                check_drift("ReversibleLIF", ctx.on_drift, flips=int(flips),
+                            state_error=state_err, cause=DRIFT_CAUSE)
         return gx, gv1, gv2, None, None, None, None
 
 
@@ -364,7 +338,7 @@ def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     c = y.shape[2] // 2
     for t in range(y.shape[0] - 1, -1, -1):
         yt = y[t].to(cd)
-        s = torch.mul(yt, 1.0 / p.grid).frac_().abs_().mul_(2.0)          # (E3.1), (E3.3)
+        s = decode_spike(yt, p.grid)                                      # (E3.1), (E3.3)
         u = torch.add(yt, s, alpha=-sc)                                   # X̄ = Y − ϑS
         u = u.mul_(b).mul_(1.0 / p.grid).round_().mul_(p.grid)           # q(β·X̄)
         (s1, s2), (u1, u2) = _split(s), _split(u)
@@ -384,7 +358,7 @@ def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     return gx, v1, v2, gv1, gv2, None
 
 
-class ReversibleLIF(nn.Module):
+class ReversibleLIF(SpikingNode):
     """Reversible two-group LIF node (equations in this module's NOTE blocks).
 
     Input ``[T, B, C, ...]`` with even C; output of the same shape, real-valued:
@@ -413,17 +387,16 @@ class ReversibleLIF(nn.Module):
     True
     """
 
+    HYPERPARAMETERS = frozenset({"tau", "decay_input", "v_threshold", "surrogate", "coupling",
+                                 "spike_scale", "grid_bits", "on_drift"})
+
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, coupling: Optional[float] = None,
                  spike_scale: Optional[float] = None, decay_input: bool = True,
                  surrogate: Optional[Surrogate] = None, backward: str = "fused",
                  grid_bits: Optional[int] = None, on_drift: str = "raise"):
         super().__init__()
-        if backward not in BACKWARD_ALGORITHMS:
-            raise ValueError(f"ReversibleLIF: backward must be one of {BACKWARD_ALGORITHMS}, "
-                             f"got {backward!r}")
-        if on_drift not in ("raise", "warn", "ignore"):
-            raise ValueError(f"ReversibleLIF: on_drift must be 'raise', 'warn' or 'ignore', "
-                             f"got {on_drift!r}")
+        check_choice("ReversibleLIF", "backward", backward, BACKWARD_ALGORITHMS)
+        check_choice("ReversibleLIF", "on_drift", on_drift, ON_DRIFT)
         if not tau > 1.0:
             raise ValueError(f"ReversibleLIF: tau must be > 1, got {tau!r}")
         if not v_threshold > 0:
@@ -441,6 +414,21 @@ class ReversibleLIF(nn.Module):
         self.backward_algorithm = backward
         self.grid_bits = grid_bits
         self.on_drift = on_drift
+
+    invertible = True
+
+    @property
+    def kind(self) -> str:
+        return f"ReversibleLIF ({self.backward_algorithm})"
+
+    def stored(self, dtype: torch.dtype) -> tuple:
+        """Under autograd: H − θ of both groups per step (in the compute dtype). Reconstructing:
+        the output Y (the next layer keeps it anyway) and the final membranes, once per neuron."""
+        cd = self.compute_dtype(dtype)
+        if self.backward_algorithm == "autograd":
+            return (Stored("H−θ of both groups per step", "neuron-step", dtype=cd),)
+        return (Stored("output Y", "output"),
+                Stored("final membranes V₁, V₂", "neuron", dtype=cd))
 
     # -- parameters -----------------------------------------------------------------------------
     def params(self, dtype: torch.dtype = torch.float32) -> RevLIFParams:
@@ -463,7 +451,7 @@ class ReversibleLIF(nn.Module):
     def exact_input_bound(self, dtype: torch.dtype) -> float:
         """Largest |x| for which outputs are exactly representable in ``dtype``."""
         q_bits = self.grid_bits if self.grid_bits is not None else default_grid_bits(dtype)
-        return 2.0 ** (_SIGNIFICAND_BITS[dtype] - q_bits - 1) - 2 * abs(self.spike_scale)
+        return 2.0 ** (SIGNIFICAND_BITS[dtype] - q_bits - 1) - 2 * abs(self.spike_scale)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """q(X) (E2.0): what the node actually consumes and what the inverse reconstructs."""
@@ -481,15 +469,10 @@ class ReversibleLIF(nn.Module):
         check_sequence(x, node="ReversibleLIF", even_channels=True)
         if x.dtype not in _GRID_BITS:
             raise ValueError(f"ReversibleLIF: unsupported dtype {x.dtype}")
-        bound = self.exact_input_bound(x.dtype)
-        amax = float(x.detach().abs().max())
-        if not math.isfinite(amax):
-            check_sequence(x.detach(), node="ReversibleLIF", check_finite=True)  # names NaN/Inf
-        if amax >= bound:
-            raise ValueError(
-                f"ReversibleLIF: input magnitude {amax:.4g} is outside the exact range |x| < "
-                f"{bound:.4g} for {x.dtype} with grid_bits={self.grid_bits or default_grid_bits(x.dtype)}; "
-                f"normalise the input (e.g. BatchNorm), use float64 or lower grid_bits")
+        check_exact_range(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
+                          grid_bits=self.grid_bits or default_grid_bits(x.dtype),
+                          remedy="normalise the input (e.g. BatchNorm), use float64 or lower "
+                                 "grid_bits")
         p = self.params(x.dtype)
         cd = self.compute_dtype(x.dtype)
         v1, v2 = self.initial_state(x) if state is None else self._check_state(state, x, cd)

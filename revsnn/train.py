@@ -68,7 +68,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import DATASETS, DatasetInfo, dataset_info, load_dataset, make_loader, set_epoch
-from .modes import MemoryMode
+from . import strategy
 
 __all__ = [
     "TrainConfig", "TrainResult", "train", "add_arguments", "run", "config_from_args",
@@ -94,7 +94,9 @@ class TrainConfig:
     """Everything that defines a training run.
 
     data: dataset name (:data:`revsnn.data.DATASETS`); data_dir: where user-provided files live.
-    arch: model name in :mod:`revsnn.models`; mode: :class:`~revsnn.MemoryMode` value of its nodes;
+    arch: model name in :mod:`revsnn.models` (a label when :func:`train` gets a ``model_fn``);
+    mode: name of a :mod:`revsnn.strategy` preset offered for training (e.g. a
+    :class:`~revsnn.MemoryMode` value); one that does not build ``arch`` is refused here;
     node_kwargs: node hyperparameters (e.g. ``{"tau": 2.0}``).
     T: timesteps (for DVS128: the number of frames per sample).
     batch: samples per step *per process*; epochs: total epochs of the run.
@@ -113,7 +115,7 @@ class TrainConfig:
 
     data: str = "mnist"
     arch: str = "convnet"
-    mode: str = MemoryMode.REVERSIBLE_FUSED.value
+    mode: str = "fused"
     T: int = 4
     batch: int = 64
     epochs: int = 1
@@ -139,7 +141,9 @@ class TrainConfig:
     dvs_size: Optional[int] = None
 
     def __post_init__(self):
-        self.mode = MemoryMode.parse(self.mode).value      # ValueError names the choices
+        from .models import MODELS
+        self.mode = strategy.parse(self.mode, command="train",           # ValueError names the
+                                   arch=self.arch if self.arch in MODELS else None).name  # choices
         self.data = str(self.data).strip().lower()
         if self.data not in DATASETS:
             raise ValueError(f"unknown dataset {self.data!r}; choose from {', '.join(DATASETS)}")
@@ -201,10 +205,10 @@ def build_model(config: TrainConfig, info: DatasetInfo) -> nn.Module:
     and would bypass ``SyncBatchNorm``.
     """
     from . import models
-    return models.build(config.arch, mode=MemoryMode.parse(config.mode),
+    return models.build(config.arch, mode=config.mode,
                         num_classes=info.num_classes, in_channels=info.in_channels,
                         node_kwargs=dict(config.node_kwargs), T=config.T, encoder=config.encoder,
-                        seed=config.seed, fuse_bn=not config.sync_bn)
+                        seed=config.seed, fuse_bn=False if config.sync_bn else None)
 
 
 def encode(x: torch.Tensor, T: int, encoder: str, generator: Optional[torch.Generator] = None,
@@ -547,7 +551,7 @@ def collect_runs(out_dirs) -> list:
         last = history[-1]
         rows.append({
             "data": cfg["data"], "arch": cfg["arch"], "mode": cfg["mode"],
-            "label": MemoryMode(cfg["mode"]).label, "seed": cfg["seed"], "T": cfg["T"],
+            "label": strategy.get(cfg["mode"]).label, "seed": cfg["seed"], "T": cfg["T"],
             "epochs": int(last["epoch"]), "batch": cfg["batch"], "lr": cfg["lr"],
             "world_size": cfg.get("world_size", 1), "test_acc": float(last["test_acc"]),
             "best_test_acc": max(float(r["test_acc"]) for r in history),
@@ -579,12 +583,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``train`` options to ``parser`` (defaults are :class:`TrainConfig`'s)."""
     from .cli import positive_int
     c = TrainConfig()
-    modes = ", ".join(m.value for m in MemoryMode)
+    modes = ", ".join(strategy.names(command="train"))
     a = parser.add_argument
     a("--data", default=c.data, help=f"dataset: {', '.join(DATASETS)} (default %(default)s)")
     a("--data-dir", default=None, help="folder with user-provided files (CIFAR, DVS128); "
       "default $REVSNN_DATA_DIR")
-    a("--arch", default=c.arch, help="model in revsnn.models (default %(default)s)")
+    from .models import MODELS
+    a("--arch", default=c.arch, help=f"model in revsnn.models: {', '.join(MODELS)} "
+      "(default %(default)s)")
     a("--mode", default=c.mode, help=f"memory mode of the spiking nodes: {modes} "
       "(default %(default)s)")
     a("-T", "--timesteps", dest="T", type=positive_int, default=c.T,
@@ -621,7 +627,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` for parsed ``train`` arguments."""
-    mode = MemoryMode.parse(args.mode).value
+    mode = strategy.get(args.mode).name
     out_dir = args.out_dir or os.path.join(
         "data", "results", "runs", f"{args.data}_{args.arch}_{mode}_T{args.T}_seed{args.seed}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -9,8 +9,9 @@ from torch.testing import assert_close
 
 import revsnn
 from revsnn.baselines import spikingjelly_available
-from revsnn.blocks import (REVRESNET_CONFIGS, ConvBNNode, RevBlock, RevSequence,
-                           frozen_running_stats, reconstruction_error, rev_spiking_resnet)
+from revsnn.blocks import RevBlock, RevSequence, frozen_running_stats, reconstruction_error
+from revsnn.models import ConvBNNode, rev_spiking_resnet
+from revsnn.models.configs import REVRESNET_CONFIGS
 from revsnn.measure import saved_tensor_bytes
 from revsnn.reversible import ReconstructionError
 
@@ -89,8 +90,8 @@ def test_network_gradients_and_bn_statistics_equal_plain():
     """RevSpikingResNet vs the same network under plain autograd: equal logits and gradients
     (rel ≤ 1e-5) and BatchNorm running statistics equal to those after one plain forward."""
     x = torch.rand(3, 2, 3, 8, 8, generator=_gen(5))
-    nets = {m: rev_spiking_resnet("revresnet_s", width=4, num_classes=3, mode=m)
-            for m in ("reversible", "plain")}
+    nets = {m: rev_spiking_resnet("revresnet_s", preset, width=4, num_classes=3)
+            for m, preset in (("reversible", "blocks"), ("plain", "bptt"))}
     nets["plain"].load_state_dict(nets["reversible"].state_dict())
     res = {m: _run(n, x) for m, n in nets.items()}
     assert torch.equal(res["reversible"][0], res["plain"][0])
@@ -165,9 +166,9 @@ def test_saved_bytes_flat_in_depth_while_plain_grows_linearly():
     x = torch.rand(2, 2, 3, 8, 8, generator=_gen(9)).requires_grad_()
     saved = {}
     for name in REVRESNET_CONFIGS:
-        for mode in ("reversible", "plain"):
+        for mode, preset in (("reversible", "blocks"), ("plain", "bptt")):
             torch.manual_seed(0)
-            net = rev_spiking_resnet(name, width=4, num_classes=3, mode=mode)
+            net = rev_spiking_resnet(name, preset, width=4, num_classes=3)
             _, sb = saved_tensor_bytes(net, x, params=[*net.parameters(), *net.buffers()])
             saved[name, mode] = sb.own
     print({f"{k[0]}/{k[1]}": v for k, v in saved.items()})

@@ -9,7 +9,7 @@ update); the rows measured so far are kept and saved either way.
 import streamlit as st
 
 from dashboard import charts, data, export_ui, state
-from revsnn import measure
+from revsnn import measure, strategy
 
 KIND = "network"
 PROGRESS = "network_in_progress"  # {"done": k, "total": n, "device": label} while a run is open
@@ -26,9 +26,8 @@ st.caption(
 try:
     from revsnn.bench.network import measure_network
     from revsnn.models import MODELS
-    modes_by_label = state.network_mode_options()
 except ImportError as exc:  # the network benchmark is optional while it is being written
-    measure_network, MODELS, modes_by_label, missing = None, {}, state.mode_options(), str(exc)
+    measure_network, MODELS, missing = None, {}, str(exc)
 else:
     missing = ""
 
@@ -59,19 +58,15 @@ def _finish(how: str, level=st.warning):
 
 with st.sidebar:
     st.header("Measure now")
-    arch_names = [a for a in MODELS if a != "convnet"] + (["convnet"] if "convnet" in MODELS
-                                                          else [])
-    try:  # the reversible-block ResNets (modes blocks / bptt / spikingjelly)
-        from revsnn.bench.network import BLOCK_ARCHS
-        arch_names += list(BLOCK_ARCHS)
-    except ImportError:
-        pass
+    arch_names = list(MODELS)
     archs = st.multiselect("Architectures", arch_names, default=arch_names[:1],
                            key="network_archs", disabled=measure_network is None)
-    default_labels = [lab for lab in modes_by_label
-                      if modes_by_label[lab] in ("spikingjelly", "bptt", "checkpoint", "fused")]
-    labels = st.multiselect("Modes", list(modes_by_label), default=default_labels,
-                            key="network_modes", disabled=measure_network is None)
+    modes_by_label = state.mode_options("network", archs) if measure_network else {}
+    labels = st.multiselect("Modes", list(modes_by_label),
+                            default=state.default_labels(modes_by_label, "network", archs),
+                            key="network_modes", disabled=measure_network is None,
+                            help="the presets that build at least one chosen architecture; each "
+                                 "architecture is measured with those of them that build it")
     c1, c2 = st.columns(2)
     image_size = c1.number_input("Image size", min_value=1, max_value=512, value=32,
                                  key="network_image_size", help="height = width in pixels")
@@ -126,8 +121,9 @@ if go_measure:
                 bar.progress(i / len(configs),
                              text=f"{i} / {len(configs)} done; measuring {arch} T={T} "
                                   f"batch={batch} …")
+                fits = [m for m in modes if strategy.get(m).supports(arch)]
                 try:
-                    new = measure_network(arch, modes, T=T, batch=batch,
+                    new = measure_network(arch, fits, T=T, batch=batch,
                                           image_size=int(image_size),
                                           num_classes=int(num_classes), dtype=dtype,
                                           device=devices[device_label], repeats=int(repeats),
@@ -137,7 +133,7 @@ if go_measure:
                             "mode": m, "label": next(lab for lab in labels
                                                      if modes_by_label[lab] == m),
                             "dtype": dtype, "device": devices[device_label], "status": "error",
-                            "error": f"{type(exc).__name__}: {exc}"[:500]} for m in modes]
+                            "error": f"{type(exc).__name__}: {exc}"[:500]} for m in fits]
                 st.session_state[ROWS] = st.session_state[ROWS] + list(new)
                 st.session_state[PROGRESS]["done"] = i + 1
                 live.dataframe(measure.to_frame(st.session_state[ROWS]), hide_index=True)

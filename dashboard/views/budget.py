@@ -21,9 +21,8 @@ st.caption(
 try:
     from revsnn.bench import budget
     from revsnn.models import MODELS
-    modes_by_label = state.network_mode_options()
 except ImportError as exc:
-    budget, MODELS, modes_by_label, missing = None, {}, {}, str(exc)
+    budget, MODELS, missing = None, {}, str(exc)
 else:
     missing = ""
 
@@ -35,10 +34,11 @@ with st.sidebar:
     arch = st.selectbox("Architecture", arch_names or ["(none)"],
                         index=arch_names.index("vgg11") if "vgg11" in arch_names else 0,
                         key="budget_arch", disabled=budget is None)
-    default_labels = [lab for lab in modes_by_label
-                      if modes_by_label[lab] in ("spikingjelly", "bptt", "fused")]
-    labels = st.multiselect("Modes", list(modes_by_label), default=default_labels,
-                            key="budget_modes", disabled=budget is None)
+    modes_by_label = state.mode_options("budget", arch) if budget is not None else {}
+    labels = st.multiselect("Modes", list(modes_by_label),
+                            default=state.default_labels(modes_by_label, "budget", arch),
+                            key="budget_modes", disabled=budget is None,
+                            help="the presets that build the architecture")
     budget_bytes = st.select_slider("Memory budget", BUDGETS, value=2 ** 28,
                                     format_func=human_bytes, key="budget_bytes")
     searches = st.multiselect("Find the largest", ["batch", "T"], default=["batch", "T"],

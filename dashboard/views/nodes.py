@@ -19,8 +19,8 @@ devices = state.device_options()
 
 with st.sidebar:
     st.header("Measure now")
-    default_labels = [lab for lab in modes_by_label if modes_by_label[lab] != "autograd"]
-    labels = st.multiselect("Modes", list(modes_by_label), default=default_labels,
+    labels = st.multiselect("Modes", list(modes_by_label),
+                            default=state.default_labels(modes_by_label, "nodes"),
                             key="nodes_modes")
     t_text = st.text_input("T values", "4, 8, 16, 32", key="nodes_T",
                            help="time steps, separated by commas or spaces")

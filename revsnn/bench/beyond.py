@@ -1,26 +1,24 @@
-"""``revsnn bench beyond``: the leanest reversible network vs SpikingJelly's, side by side.
+"""``revsnn bench beyond``: the leanest reversible networks vs SpikingJelly's, side by side.
 
-Three (optionally four) configurations of one architecture, measured in one
+Presets of :mod:`revsnn.strategy` on one zoo architecture, measured in one
 :func:`revsnn.measure.measure_cases` call (times round-robin, so ratios hold on a noisy machine):
 
-- ``ours``: ``--arch vgg11`` (or vgg13/vgg16): :class:`~revsnn.binary.BinarySpikingVGG`, conv-BN
-  synapses with the exact binary-spike reversible LIF walking back from V_T (2 bits per
-  neuron-step + V_T stored, the synapse recomputed in backward); ``--arch revresnet_s|m|l``:
-  :class:`~revsnn.blocks.RevSpikingResNet` (reversible stacks that store only their outputs).
-- ``ours_replay`` (vgg* only): the same binary VGG with ``reconstruct="replay"`` (1 bit per
-  neuron-step: the packed spikes, nothing per neuron).
-- ``spikingjelly``: the same architecture with SpikingJelly's ``LIFNode`` under plain BPTT (the
-  zoo's VGG for vgg*, the same RevSpikingResNet run plainly for revresnet*).
-- ``memopt``: that SpikingJelly network after SpikingJelly's ``memopt.optimize_memory`` (level 1:
-  every conv-BN-node block checkpointed, binary inputs compressed to 1 bit). Its checkpoints keep
-  their inputs outside autograd's saved tensors, so compare it on ``act`` (the allocator-level bytes
-  alive after the forward), not ``saved``.
-- ``fused`` (``--with-fused``, vgg* only): the zoo VGG with ReversibleLIF (fused backward, BN
-  fused).
+- ``binary`` (``--arch vgg11`` or vgg13/vgg16): the VGG of recomputing binary units, the exact
+  binary-spike reversible LIF walking back from V_T (2 bits per neuron-step + V_T stored, the
+  synapse recomputed in backward); ``binary_replay``: the same units with ``reconstruct="replay"``
+  (1 bit per neuron-step: the packed spikes, nothing per neuron);
+- ``blocks`` (``--arch revresnet_s|m|l``): the reversible-block ResNet (stacks that store only
+  their outputs);
+- ``spikingjelly``: the same architecture with SpikingJelly's ``LIFNode`` under plain BPTT;
+- ``spikingjelly_memopt``: that SpikingJelly network after SpikingJelly's ``memopt.optimize_memory``
+  (level 1: every conv-BN-node block checkpointed, binary inputs compressed to 1 bit). Its
+  checkpoints keep their inputs outside autograd's saved tensors, so compare it on ``act`` (the
+  allocator-level bytes alive after the forward), not ``saved``;
+- ``fused`` (``--with-fused``, vgg* only): the zoo VGG with ReversibleLIF (fused backward, BN fused).
 
 Inputs are a ``[T, B, 3, S, S]`` sequence made outside the network (the image at every step), so no
 configuration pays for encoding. Ratios printed: saved and act reductions (SpikingJelly / ours,
-memopt / ours), step-time ratio (ours / SpikingJelly, ours / memopt), and for the binary VGG the
+memopt / ours), step-time ratio (ours / SpikingJelly, ours / memopt), and for the binary units the
 measured bits stored per neuron-step.
 """
 
@@ -35,12 +33,13 @@ from ..cli import (UsageError, add_device_argument, add_output_arguments, add_ti
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, safe_ratio, write_rows)
 
-__all__ = ["add_arguments", "run", "run_beyond", "beyond_cases", "format_beyond", "binary_storage",
-           "depth_sweep", "format_depth_sweep", "ARCHS", "CASES"]
+__all__ = ["add_arguments", "run", "run_beyond", "beyond_cases", "default_cases", "format_beyond",
+           "binary_storage", "depth_sweep", "format_depth_sweep", "ARCHS"]
 
 ARCHS = ("vgg11", "vgg13", "vgg16", "revresnet_s", "revresnet_m", "revresnet_l")
-CASES = ("ours", "ours_replay", "spikingjelly", "memopt", "fused")
-OURS = ("ours", "ours_replay")
+OURS = ("binary", "binary_replay", "blocks")
+"""The presets this benchmark puts against SpikingJelly's."""
+_THEIRS = ("spikingjelly", "spikingjelly_memopt", "fused")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,129 +86,100 @@ def run(args: argparse.Namespace) -> int:
             write_rows(rows, out)
             echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
         return 0
-    cases = ["ours"] + (["ours_replay"] if args.arch.startswith("vgg") else [])
-    if spikingjelly_available():
-        cases += ["spikingjelly"] + (["memopt"] if args.memopt else [])
-    else:
+    if not spikingjelly_available():
         echo("SpikingJelly is not installed: measuring ours only (pip install --no-deps "
              "spikingjelly==2.0.0 numpy 'loguru>=0.7,<1')", quiet=args.quiet)
-    if args.with_fused:
-        cases.append("fused")
+    cases = default_cases(args.arch, memopt=args.memopt, fused=args.with_fused)
     run_beyond(args.arch, cases=cases, T=args.T, batch=args.batch, size=args.size,
                width=args.width, device=device, repeats=args.repeats, warmup=args.warmup,
                track_memory=args.track_memory, out=out, quiet=args.quiet)
     return 0
 
 
-_LABELS = {
-    "ours": {"vgg": "binary LIF units, reverse (ours)", "rev": "RevSpikingResNet (ours)"},
-    "ours_replay": {"vgg": "binary LIF units, replay (ours)", "rev": ""},
-    "spikingjelly": {"vgg": "SpikingJelly LIFNode (BPTT)", "rev": "SpikingJelly LIFNode, plain"},
-    "memopt": {"vgg": "SpikingJelly + memopt L1", "rev": "SpikingJelly + memopt L1"},
-    "fused": {"vgg": "ReversibleLIF fused (zoo)", "rev": ""},
-}
+def default_cases(arch: str, *, memopt: bool = True, fused: bool = False) -> list:
+    """Ours for ``arch`` (binary and binary_replay for vgg*, blocks for revresnet*), then the
+    installed SpikingJelly baselines, then (``fused``) the zoo's fused ReversibleLIF."""
+    from .. import strategy
+
+    names = [n for n in OURS if strategy.get(n).supports(arch)]
+    sj = [p.name for p in (strategy.get("spikingjelly"), strategy.get("spikingjelly_memopt"))
+          if p.available()[0] and (memopt or p.strategy.baseline != "memopt")]
+    return names + sj + (["fused"] if fused else [])
 
 
-def _builders(arch: str, T: int, size: int, width: int, device):
-    """name → zero-argument builder of the network (on ``device``); ``holder`` keeps each one."""
-    import torch
-
-    holder: dict = {}
-    family = "vgg" if arch.startswith("vgg") else "rev"
-
-    def keep(name, net):
-        holder[name] = net
-        return net.to(device).train()
-
-    def sj_network():
-        if family == "vgg":
-            from ..models import build
-            return build(arch, "spikingjelly", T=T, seed=0)
-        from ..baselines import SpikingJellyLIF
-        from ..blocks import rev_spiking_resnet
-        torch.manual_seed(0)
-        return rev_spiking_resnet(arch, width=width, mode="plain", node_factory=SpikingJellyLIF)
-
-    def ours(reconstruct="reverse"):
-        torch.manual_seed(0)
-        name = "ours" if reconstruct == "reverse" else "ours_replay"
-        if family == "vgg":
-            from ..binary import BinarySpikingVGG
-            return keep(name, BinarySpikingVGG(arch, T=T, reconstruct=reconstruct))
-        from ..blocks import rev_spiking_resnet
-        return keep(name, rev_spiking_resnet(arch, width=width, mode="reversible"))
-
-    def memopt():
-        from spikingjelly.activation_based.memopt import optimize_memory
-
-        from ..blocks import ConvBNNode as BlockUnit
-        from ..models.layers import ConvBNNode as ZooUnit
-        net = sj_network().to(device).train()
-        example = torch.rand(T, 2, 3, size, size, device=device)
-        optimize_memory(net, (ZooUnit, BlockUnit), lambda m: m(example), level=1,
-                        checkpoint_budget="memory", compress=True)
-        return keep("memopt", net)
-
-    def fused():
-        from ..models import build
-        return keep("fused", build(arch, "fused", T=T, seed=0))
-
-    return {"ours": ours, "ours_replay": lambda: ours("replay"),
-            "spikingjelly": lambda: keep("spikingjelly", sj_network()),
-            "memopt": memopt, "fused": fused}, holder
+def _arch_kwargs(arch: str, width: int) -> dict:
+    return {"width": width} if arch.startswith("revresnet") else {}
 
 
 def beyond_cases(arch: str, cases: Sequence[str], *, T: int, batch: int, size: int = 32,
                  width: int = 32, device="cpu"):
-    """``(cases, holder)``: :class:`revsnn.measure.Case` objects, and a dict that receives each
-    built network (to inspect after measuring)."""
+    """:class:`revsnn.measure.Case` objects for the presets ``cases`` on ``arch`` (each parsed
+    here: one that does not build ``arch`` raises ``ValueError``)."""
     import torch
 
+    from .. import strategy
     from ..measure import Case
+    from ..models import build
 
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose from {ARCHS}")
-    family = "vgg" if arch.startswith("vgg") else "rev"
     device = torch.device(device)
-    builders, holder = _builders(arch, T, size, width, device)
+    presets = strategy.parse_many(cases, arch=arch, command="network")
 
     def make_input():
         g = torch.Generator(device="cpu").manual_seed(1)
         img = torch.rand(batch, 3, size, size, generator=g)
         return img.unsqueeze(0).repeat(T, 1, 1, 1, 1).to(device).requires_grad_()
 
-    out = []
-    for name in cases:
-        if name not in CASES:
-            raise ValueError(f"unknown case {name!r}; choose from {CASES}")
-        if not _LABELS[name][family]:
-            raise ValueError(f"case {name!r} does not apply to {arch}")
-        out.append(Case(builders[name], make_input, device=device, kind="network", mode=name,
-                        label=_LABELS[name][family], arch=arch, T=T, batch=batch,
-                        shape=f"[{T}, {batch}, 3, {size}, {size}]", dtype="float32"))
-    return out, holder
+    def builder(preset):
+        def build_model():
+            ok, why = preset.available()
+            if not ok:
+                raise ImportError(why)
+            net = build(arch, preset, T=T, seed=0, example=lambda: make_input().detach(),
+                        **_arch_kwargs(arch, width))
+            return net.to(device).train()
+        return build_model
+
+    return [Case(builder(p), make_input, device=device, kind="network", mode=p.name,
+                 label=p.label, arch=arch, T=T, batch=batch,
+                 shape=f"[{T}, {batch}, 3, {size}, {size}]", dtype="float32") for p in presets]
 
 
-def binary_storage(net, T: int) -> Optional[dict]:
-    """Bits per neuron-step of a :class:`~revsnn.binary.BinarySpikingVGG` after a forward: the
-    packed spikes and remainders of every unit, and the final membranes (bytes)."""
-    from ..binary import BinarySpikingVGG
+def binary_storage(net, x) -> Optional[dict]:
+    """What the binary units of ``net`` keep for backward, measured on one forward over ``x``:
+    bits per neuron-step (packed spikes and remainders, uint8) and the final membranes V_T
+    (int16/int32, bytes); None when ``net`` has no binary unit."""
+    import torch
 
-    if not isinstance(net, BinarySpikingVGG):
+    from ..binary import BinarySpikingUnit
+
+    units = [m for m in net.modules() if isinstance(m, BinarySpikingUnit)]
+    if not units:
         return None
-    units = list(net.features)
-    shapes = [u.node.last_shape for u in units]
-    if any(s is None for s in shapes):
-        return None
-    sizes = [math.prod(s) for s in shapes]
-    neurons = sum(sizes)
-    per_step = sum(u.node.bits_per_neuron_step() * math.ceil(n / 8) * 8
-                   for u, n in zip(units, sizes))
-    v_bytes = sum(u.node.last_state.numel() * u.node.last_state.element_size() for u in units
-                  if u.node.reconstruct == "reverse" and u.node.last_state is not None)
-    return {"neurons_per_step": neurons, "bits_per_neuron_step": per_step / neurons,
-            "v_final_bytes": v_bytes, "v_final_bits_per_neuron": 8 * v_bytes / neurons,
-            "trace_bytes": per_step * T // 8}
+    neurons, seen = [], {}
+    hooks = [u.register_forward_hook(lambda m, i, out: neurons.append(out[0].numel()))
+             for u in units]
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t
+        return t
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    T = x.shape[0]
+    packed = sum(t.untyped_storage().nbytes() for t in seen.values()
+                 if t.dtype == torch.uint8 and t.dim() >= 2 and t.shape[0] == T)
+    v_bytes = sum(t.untyped_storage().nbytes() for t in seen.values()
+                  if t.dtype in (torch.int16, torch.int32))
+    n = sum(neurons)
+    return {"neurons_per_step": n, "bits_per_neuron_step": 8 * packed / (T * n),
+            "v_final_bytes": v_bytes, "v_final_bits_per_neuron": 8 * v_bytes / n,
+            "trace_bytes": packed}
 
 
 def _ok(row) -> bool:
@@ -217,8 +187,8 @@ def _ok(row) -> bool:
 
 
 def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
-    """Table and ratio lines for the rows of one :func:`run_beyond`; ``storage`` maps an ``ours*``
-    case to its :func:`binary_storage`."""
+    """Table and ratio lines for the rows of one :func:`run_beyond`; ``storage`` maps a binary
+    preset to its :func:`binary_storage`."""
     rows = list(rows)
     if not rows:
         return ""
@@ -245,7 +215,7 @@ def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
         ours = by.get(mine)
         if ours is None:
             continue
-        for other in ("spikingjelly", "memopt", "fused"):
+        for other in _THEIRS:
             if other not in by:
                 continue
             if not (_ok(by[other]) and _ok(ours)):
@@ -272,7 +242,7 @@ def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
             else:
                 head += ", nothing per neuron"
             lines.append(head)
-    if "memopt" in by:
+    if "spikingjelly_memopt" in by:
         lines.append("note: memopt's checkpoints keep their (compressed) inputs outside autograd's "
                      "saved tensors; compare it on act/peak")
     return "\n".join(lines)
@@ -284,22 +254,21 @@ def run_beyond(arch: str = "vgg11", *,
                repeats: int = 3, warmup: int = 1, track_memory: bool = True, out=None,
                quiet: bool = False) -> list:
     """Measure ``cases`` side by side, print the table and ratios, return the rows (and write them
-    to ``out``). Default cases: ours (+ ours_replay for vgg*), spikingjelly, memopt."""
+    to ``out``). Default cases: :func:`default_cases`."""
     from ..measure import COLUMNS, measure_cases
 
     if cases is None:
-        cases = ["ours"] + (["ours_replay"] if arch.startswith("vgg") else []) + [
-            "spikingjelly", "memopt"]
-
-    echo(f"revsnn bench beyond: {arch}, cases {' '.join(cases)}, T={T}, batch={batch}, "
+        cases = default_cases(arch)
+    echo(f"revsnn bench beyond: {arch}, cases {' '.join(map(str, cases))}, T={T}, batch={batch}, "
          f"{size}×{size}, device {device}; repeats {repeats}, warmup {warmup}", quiet=quiet)
-    cs, holder = beyond_cases(arch, cases, T=T, batch=batch, size=size, width=width,
-                              device=device)
+    cs = beyond_cases(arch, cases, T=T, batch=batch, size=size, width=width, device=device)
     rows = measure_cases(cs, repeats=repeats, warmup=warmup, track_memory=track_memory)
     storage = {}
-    for r in rows:
-        st = binary_storage(holder.get(r["mode"]), T) if r["mode"] in OURS else None
-        if st and r["status"] == "ok":
+    for case, r in zip(cs, rows):
+        if r["status"] != "ok" or r["mode"] not in OURS:
+            continue
+        st = binary_storage(case.build(), case.make_input())
+        if st:
             storage[r["mode"]] = st
             r.update(bits_per_neuron_step=st["bits_per_neuron_step"],
                      v_final_bytes=st["v_final_bytes"])
@@ -312,25 +281,27 @@ def run_beyond(arch: str = "vgg11", *,
 
 def depth_sweep(*, T: int = 8, batch: int = 16, size: int = 32, width: int = 32,
                 device="cpu") -> list:
-    """Saved bytes for backward (parameters and buffers excluded) of revresnet_s/m/l, reversible
-    and plain (the same network under ordinary autograd, i.e. a standard spiking ResNet): one
-    forward each, no timing. Rows: arch, mode, depth, blocks, saved_bytes."""
+    """Saved bytes for backward (parameters and buffers excluded) of revresnet_s/m/l under the
+    ``blocks`` preset and under ``bptt`` (the same network under ordinary autograd, i.e. a standard
+    spiking ResNet): one forward each, no timing. Rows: arch, mode, depth (conv-BN-node layers),
+    blocks, saved_bytes."""
     import torch
 
-    from ..blocks import REVRESNET_CONFIGS, rev_spiking_resnet
     from ..measure import saved_tensor_bytes
+    from ..models import ConvBNNode, build
+    from ..models.configs import REVRESNET_CONFIGS
 
     device = torch.device(device)
     g = torch.Generator(device="cpu").manual_seed(1)
     img = torch.rand(batch, 3, size, size, generator=g)
     rows = []
     for name, blocks in REVRESNET_CONFIGS.items():
-        for mode in ("reversible", "plain"):
-            torch.manual_seed(0)
-            net = rev_spiking_resnet(name, width=width, mode=mode).to(device).train()
+        for mode in ("blocks", "bptt"):
+            net = build(name, mode, width=width, seed=0).to(device).train()
             x = img.unsqueeze(0).repeat(T, 1, 1, 1, 1).to(device).requires_grad_()
             _, sb = saved_tensor_bytes(net, x, params=[*net.parameters(), *net.buffers()])
-            rows.append(dict(kind="depth", arch=name, mode=mode, depth=net.depth,
+            depth = sum(isinstance(m, ConvBNNode) for m in net.modules())
+            rows.append(dict(kind="depth", arch=name, mode=mode, depth=depth,
                              blocks=sum(blocks), T=T, batch=batch, width=width,
                              shape=f"[{T}, {batch}, 3, {size}, {size}]", saved_bytes=sb.own))
             del net, x

@@ -34,14 +34,12 @@ import time
 from typing import Callable, Optional, Sequence
 
 from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   positive_int, resolve_device)
+                   parse_modes, positive_int, resolve_device)
 from .report import (check_output_path, echo, failure_text, fmt_ratio, format_table,
                      human_bytes, safe_ratio, write_rows)
 
 __all__ = ["add_arguments", "run", "parse_bytes", "step_peak_bytes", "search_max", "max_batch",
-           "max_T", "budget_search", "format_budget_table", "COLUMNS", "DEFAULT_MODES"]
-
-DEFAULT_MODES = ("spikingjelly", "spikingjelly_memopt", "bptt", "checkpoint", "revnet", "fused")
+           "max_T", "budget_search", "format_budget_table", "COLUMNS"]
 
 COLUMNS = ["kind", "search", "mode", "label", "arch", "budget_bytes", "T", "batch", "image_size",
            "dtype", "device", "device_name", "torch_version", "max_value", "peak_at_max",
@@ -75,8 +73,12 @@ def parse_bytes(text) -> int:
 
 # -- measuring one step --------------------------------------------------------------------------
 
-def _live_tracker(base: int):
-    """A TorchDispatchMode counting live CPU storage bytes (see the module docstring)."""
+def _live_tracker(known=()):
+    """A TorchDispatchMode counting live CPU storage bytes (see the module docstring).
+
+    ``known`` tensors (parameters, buffers, gradients that exist before the step) are counted from
+    the start, once per storage; a view of one of them made inside the step is not a new storage.
+    """
     import weakref
 
     import torch
@@ -86,8 +88,12 @@ def _live_tracker(base: int):
     class LiveBytes(TorchDispatchMode):
         def __init__(self):
             super().__init__()
-            self.current = self.peak = base
             self._live: dict = {}
+            for t in known:
+                if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                    st = t.untyped_storage()
+                    self._live[st.data_ptr()] = st.nbytes()
+            self.current = self.peak = sum(self._live.values())
 
         def _forget(self, key):
             n = self._live.pop(key, None)
@@ -141,8 +147,7 @@ def step_peak_bytes(model, make_input: Callable, loss_fn: Callable, device="cpu"
             loss_fn(model(make_input())).backward()
             torch.cuda.synchronize(dev)
             return int(torch.cuda.max_memory_allocated(dev))
-        base = _storage_bytes(list(model.parameters()) + list(model.buffers()))
-        tracker = _live_tracker(base)
+        tracker = _live_tracker(list(model.parameters()) + list(model.buffers()))
         with tracker:
             loss_fn(model(make_input())).backward()
         return int(tracker.peak)
@@ -234,7 +239,7 @@ def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, i
     case = network_case(arch, mode, T=T or 1, batch=1, image_size=image_size,
                         num_classes=num_classes, dtype=dtype, device=dev,
                         in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
-                        memopt_level=memopt_level)
+                        memopt_level=memopt_level, command="budget")
     model = case.build()
     channels = int(case.meta["shape"].strip("[]").split(",")[1])
 
@@ -262,12 +267,14 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
                 memopt_level=1, limit=None) -> dict:
     import torch
 
+    from .. import strategy
     from ..measure import device_name, parse_dtype
-    from .network import _label
 
+    preset = strategy.parse(mode, arch=arch, command="budget")      # refused before any row
+    mode = preset.name
     dev = torch.device(device)
     row = {c: math.nan for c in COLUMNS}
-    row.update(kind="budget", search=vary, mode=mode, label=_label(mode), arch=arch,
+    row.update(kind="budget", search=vary, mode=mode, label=preset.label, arch=arch,
                budget_bytes=int(budget), T=T if vary == "batch" else math.nan,
                batch=batch if vary == "T" else math.nan, image_size=image_size,
                dtype=str(parse_dtype(dtype)).replace("torch.", ""), device=str(dev),
@@ -323,12 +330,21 @@ def max_T(arch: str, mode: str, budget_bytes, batch: int = 16, *, image_size: in
                        device=device, **kw)
 
 
-def budget_search(arch: str = "vgg11", modes: Sequence[str] = DEFAULT_MODES, budget="2GiB", *,
+def budget_search(arch: str = "vgg11", modes: Optional[Sequence] = None, budget="2GiB", *,
                   T: int = 8, batch: Optional[int] = 16, searches=("batch", "T"),
                   on_row=None, **kw) -> list:
     """Rows of :func:`max_batch` (at ``T``) and :func:`max_T` (at ``batch``) for every mode, with
-    ``ratio_vs_spikingjelly`` filled in."""
+    ``ratio_vs_spikingjelly`` filled in.
+
+    ``modes`` defaults to :func:`revsnn.strategy.defaults` for ``budget``; every mode is parsed
+    before the first search, so one that does not build ``arch`` raises ``ValueError`` (naming
+    those that do) instead of becoming an error row.
+    """
+    from .. import strategy
+
     budget = parse_bytes(budget)
+    modes = (strategy.defaults("budget", arch) if modes is None else
+             [p.name for p in strategy.parse_many(modes, arch=arch, command="budget")])
     rows = []
     for vary in searches:
         block = []
@@ -374,12 +390,12 @@ def format_budget_table(rows: Sequence[dict]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .. import strategy
     from ..models import MODELS
-    from .network import NETWORK_MODES
 
     parser.add_argument("--budget", default="2GiB",
                         help="memory budget, e.g. 8GiB, 512MiB, 2GB (default: 2GiB)")
-    parser.add_argument("--arch", default="vgg11", choices=sorted(MODELS),
+    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
                         help="zoo architecture (default: vgg11)")
     parser.add_argument("--T", type=positive_int, default=8,
                         help="timesteps for the batch search (default: 8)")
@@ -393,8 +409,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dtype_argument(parser, multiple=False)
     add_device_argument(parser)
     parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
-                        help=f"any of {', '.join(NETWORK_MODES)} (default: "
-                             f"{' '.join(DEFAULT_MODES)})")
+                        help=f"presets that build --arch, of: "
+                             f"{', '.join(strategy.names(command='budget'))} (default: "
+                             f"{' '.join(strategy.defaults('budget'))}, those that build --arch)")
     parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
                         help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
                              "searches with CUDA memory measurements)")
@@ -403,14 +420,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .network import parse_network_modes
-
     try:
         budget = parse_bytes(args.budget)
         out = check_output_path(args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    modes = parse_network_modes(args.modes) if args.modes else list(DEFAULT_MODES)
+    modes = parse_modes(args.modes, command="budget", arch=args.arch)
     device = resolve_device(args.device)
     echo(f"revsnn bench budget: {args.arch} within {human_bytes(budget)}; modes "
          f"{' '.join(modes)}; device {device}", quiet=args.quiet)

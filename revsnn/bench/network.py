@@ -3,16 +3,17 @@
 For one (arch, T, batch, image size, dtype) all modes are measured in one
 :func:`revsnn.measure.measure_cases` call: memory case by case, times round-robin, so the ratios
 between modes hold on a noisy machine. A step is forward + cross-entropy loss + backward (no
-optimizer step). Modes:
+optimizer step). Modes are the presets of :mod:`revsnn.strategy` that build the architecture, e.g.:
 
 - ``spikingjelly``: the same architecture with SpikingJelly's ``LIFNode`` (plain BPTT) — the baseline;
 - ``spikingjelly_memopt``: that network after ``spikingjelly.activation_based.memopt.optimize_memory``
   (level 1 by default: every conv-BN-node block checkpointed, binary block inputs bit-compressed;
   level 4 adds a greedy search driven by CUDA memory measurements and runs only on a GPU; levels 2
   and 3 need a split/chunk policy this benchmark does not pass, so they act as level 1);
-- ``bptt``, ``checkpoint``, ``autograd``, ``revnet``, ``fused``: :class:`~revsnn.MemoryMode` values
-  (reversible modes fuse BatchNorm into the node, :mod:`revsnn.models.bn_node`);
-- ``revnet_nobn``, ``fused_nobn``: the reversible node without BN fusion (shows the node's share).
+- ``bptt``, ``checkpoint``, ``autograd``, ``revnet``, ``fused`` (reversible modes fuse BatchNorm
+  into the node, :mod:`revsnn.models.bn_node`); ``revnet_nobn``, ``fused_nobn`` without BN fusion;
+- ``binary``, ``binary_replay``: VGGs and the ConvNet of recomputing binary units; ``blocks``: the
+  reversible-block ResNets ``revresnet_s/m/l`` (whose ``bptt`` row is the same network run plainly).
 
 Columns beyond :data:`revsnn.measure.COLUMNS`: ``predicted_saved_bytes`` (the analytic model of
 :mod:`revsnn.memory_model`; empty for memopt, which it does not model), ``saved_ratio`` /
@@ -26,42 +27,17 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, Optional, Sequence
-
-from torch import nn
+from typing import Optional, Sequence
 
 from ..measure import COLUMNS as _BASE_COLUMNS
 from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   add_timing_arguments, check_timing_arguments, positive_int, resolve_device,
-                   split_modes)
+                   add_timing_arguments, check_timing_arguments, parse_modes, positive_int,
+                   resolve_device)
 from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
                      human_bytes, is_missing, safe_ratio, write_rows)
 
-__all__ = ["add_arguments", "run", "measure_network", "network_case", "NETWORK_MODES", "BLOCK_ARCHS",
-           "DEFAULT_MODES", "add_ratios", "format_network_table", "COLUMNS", "LEGEND"]
-
-NETWORK_MODES = ("spikingjelly", "spikingjelly_memopt", "bptt", "checkpoint", "autograd",
-                 "revnet", "fused", "revnet_nobn", "fused_nobn", "binary", "binary_replay",
-                 "blocks")
-"""Every mode :func:`measure_network` understands. ``binary``/``binary_replay``: the VGG built from
-:class:`revsnn.BinarySpikingUnit` (exact binary-spike LIF, 2 / 1 stored bits per neuron-step);
-``blocks``: the reversible spiking ResNets ``revresnet_s``/``_m``/``_l`` (:mod:`revsnn.blocks`),
-whose ``bptt`` and ``spikingjelly`` rows are the same network run plainly."""
-
-BLOCK_ARCHS = ("revresnet_s", "revresnet_m", "revresnet_l")
-"""Architectures of :mod:`revsnn.blocks`, measured with modes ``blocks``, ``bptt``, ``spikingjelly``."""
-
-DEFAULT_MODES = ("spikingjelly", "spikingjelly_memopt", "bptt", "checkpoint", "revnet", "fused")
-
-_LABELS = {
-    "spikingjelly": "SpikingJelly LIFNode",
-    "spikingjelly_memopt": "SpikingJelly + memopt",
-    "revnet_nobn": "ReversibleLIF (revnet, BN not fused)",
-    "fused_nobn": "ReversibleLIF (fused, BN not fused)",
-    "binary": "Binary reversible LIF units (reverse)",
-    "binary_replay": "Binary reversible LIF units (replay)",
-    "blocks": "Reversible spiking blocks",
-}
+__all__ = ["add_arguments", "run", "measure_network", "network_case", "add_ratios",
+           "format_network_table", "COLUMNS", "LEGEND"]
 
 EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "saved_ratio", "act_ratio",
                  "peak_ratio", "step_ratio", "step_vs_bptt"]
@@ -81,63 +57,27 @@ COLUMNS = list(_BASE_COLUMNS) + EXTRA_COLUMNS
 """Column order of the rows (and of ``--out``): :data:`revsnn.measure.COLUMNS` + the extras."""
 
 
-def _label(mode: str) -> str:
-    from ..modes import MemoryMode
-    if mode in _LABELS:
-        return _LABELS[mode]
-    return MemoryMode.parse(mode).label
-
-
-def _split_mode(mode: str) -> tuple:
-    """``(build mode, fuse_bn, memopt)`` for a :data:`NETWORK_MODES` entry."""
-    if mode == "spikingjelly":
-        return "spikingjelly", True, False
-    if mode == "spikingjelly_memopt":
-        return "spikingjelly", True, True
-    if mode.endswith("_nobn"):
-        return mode[: -len("_nobn")], False, False
-    return mode, True, False
-
-
-def parse_network_modes(values: Optional[Sequence[str]]) -> list:
-    """Normalise ``--modes`` (space or comma separated); MemoryMode names are accepted too."""
-    if not values:
-        return list(DEFAULT_MODES)
-    modes, unknown = split_modes(values, extra=NETWORK_MODES)
-    if unknown:
-        raise UsageError(f"unknown mode{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(map(repr, unknown))}; choose from {', '.join(NETWORK_MODES)}")
-    return modes
-
-
-def _memopt(model, example: Callable, level: int):
-    """Apply SpikingJelly's ``optimize_memory`` to every conv-BN-node block / residual block."""
-    from spikingjelly.activation_based.memopt import optimize_memory
-
-    from ..models import BasicBlock, ConvBNNode
-    return optimize_memory(model, (BasicBlock, ConvBNNode), lambda m: m(example()), level=level)
-
-
-def network_case(arch: str, mode: str, *, T: int = 8, batch: int = 16, image_size: int = 32,
+def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: int = 32,
                  num_classes: int = 10, dtype="float32", device="cpu", in_channels=None,
-                 node_kwargs: Optional[dict] = None, seed: int = 0, memopt_level: int = 1):
-    """A :class:`revsnn.measure.Case` for one training step of ``arch`` in ``mode``.
+                 node_kwargs: Optional[dict] = None, seed: int = 0, memopt_level: int = 1,
+                 command: str = "network", **arch_kwargs):
+    """A :class:`revsnn.measure.Case` for one training step of ``arch`` under preset ``mode``.
 
-    Weights come from ``seed`` (equal in every mode), the input is uniform in [0, 1) and the loss is
-    cross-entropy against fixed labels, all seeded.
+    ``mode`` is parsed here: a preset that is not offered for ``command`` or does not build
+    ``arch`` raises ``ValueError`` naming the ones that do. Weights come from ``seed`` (equal in
+    every mode), the input is uniform in [0, 1) and the loss is cross-entropy against fixed labels,
+    all seeded. A missing dependency (SpikingJelly) is an error row when measured.
     """
     import torch
     import torch.nn.functional as F
 
-    from ..baselines import spikingjelly_available
+    from .. import strategy
     from ..measure import Case, parse_dtype
     from ..models import DEFAULT_IN_CHANNELS, build
 
-    if mode not in NETWORK_MODES:
-        raise ValueError(f"unknown network mode {mode!r}; choose from {', '.join(NETWORK_MODES)}")
+    preset = strategy.parse(mode, arch=arch, command=command)
     tdtype, dev = parse_dtype(dtype), torch.device(device)
     in_channels = DEFAULT_IN_CHANNELS.get(arch, 3) if in_channels is None else int(in_channels)
-    build_mode, fuse_bn, memopt = _split_mode(mode)
     g = torch.Generator().manual_seed(seed + 1)
     image = torch.rand(batch, in_channels, image_size, image_size, generator=g)
     labels = torch.randint(0, num_classes, (batch,), generator=g).to(dev)
@@ -146,78 +86,31 @@ def network_case(arch: str, mode: str, *, T: int = 8, batch: int = 16, image_siz
         return image.to(dev, tdtype)
 
     def build_model():
-        if build_mode == "spikingjelly" and not spikingjelly_available():
-            raise ImportError("SpikingJelly is not installed: pip install --no-deps "
-                              "spikingjelly==2.0.0 numpy 'loguru>=0.7,<1'")
-        if arch in BLOCK_ARCHS or build_mode in ("binary", "binary_replay", "blocks"):
-            model = _beyond_model(arch, build_mode, T=T, num_classes=num_classes,
-                                  in_channels=in_channels, seed=seed)
-        else:
-            model = build(arch, build_mode, num_classes=num_classes, in_channels=in_channels,
-                          node_kwargs=node_kwargs, T=T, seed=seed, fuse_bn=fuse_bn)
-        model = model.to(dev, tdtype).train()
-        if memopt:
-            model = _memopt(model, make_input, memopt_level)
-        return model
+        ok, why = preset.available()
+        if not ok:
+            raise ImportError(why)
+        model = build(arch, preset, num_classes=num_classes, in_channels=in_channels,
+                      node_kwargs=node_kwargs, T=T, seed=seed, example=make_input,
+                      memopt_level=memopt_level, **arch_kwargs)
+        return model.to(dev, tdtype).train()
 
     return Case(build_model, make_input, loss_fn=lambda out: F.cross_entropy(out, labels),
-                device=dev, kind="network", mode=mode, label=_label(mode), arch=arch, T=T,
+                device=dev, kind="network", mode=preset.name, label=preset.label, arch=arch, T=T,
                 batch=batch, shape=f"[{batch}, {in_channels}, {image_size}, {image_size}]",
                 dtype=str(tdtype).replace("torch.", ""), image_size=image_size,
                 num_classes=num_classes)
 
 
-class _RepeatT(nn.Module):
-    """Present a static image ``[B, C, H, W]`` at each of T steps (a view, not a copy)."""
-
-    def __init__(self, net: nn.Module, T: int):
-        super().__init__()
-        self.net, self.T = net, int(T)
-
-    def forward(self, x):
-        return self.net(x.unsqueeze(0).expand(self.T, *x.shape) if x.dim() == 4 else x)
-
-
-def _beyond_model(arch: str, mode: str, *, T: int, num_classes: int, in_channels: int, seed: int):
-    """The beyond-the-paper networks: binary-unit VGGs and reversible-block ResNets."""
-    import torch
-
-    from ..baselines import SpikingJellyLIF
-    from ..binary import BinarySpikingVGG
-    from ..blocks import rev_spiking_resnet
-    from ..neuron import LIF
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        if mode in ("binary", "binary_replay"):
-            if not arch.startswith("vgg"):
-                raise ValueError(f"mode {mode!r} builds binary-unit VGGs (vgg11/13/16), not {arch!r}")
-            return BinarySpikingVGG(arch, in_channels=in_channels, num_classes=num_classes, T=T,
-                                    reconstruct="replay" if mode == "binary_replay" else "reverse")
-        if arch not in BLOCK_ARCHS:
-            raise ValueError(f"mode 'blocks' needs a reversible-block architecture "
-                             f"({', '.join(BLOCK_ARCHS)}), got {arch!r}")
-        if mode not in ("blocks", "bptt", "spikingjelly"):
-            raise ValueError(f"{arch} is measured with modes blocks, bptt or spikingjelly, not "
-                             f"{mode!r}")
-        node = SpikingJellyLIF if mode == "spikingjelly" else LIF
-        net = rev_spiking_resnet(arch, num_classes=num_classes, in_channels=in_channels,
-                                 node_factory=node, mode="reversible" if mode == "blocks" else "plain")
-        return _RepeatT(net, T)
-
-
 def _prediction(arch, mode, T, batch, image_size, num_classes, dtype, in_channels, node_kwargs):
-    from ..baselines import spikingjelly_available
+    from .. import strategy
     from ..memory_model import predict_total
 
-    build_mode, fuse_bn, memopt = _split_mode(mode)
-    if memopt or (build_mode == "spikingjelly" and not spikingjelly_available()):
-        return math.nan
-    if arch in BLOCK_ARCHS or build_mode in ("binary", "binary_replay", "blocks"):
-        return math.nan  # the analytic model covers the zoo's layers only
-    return predict_total(arch, build_mode, T=T, batch=batch, image_size=image_size, dtype=dtype,
+    preset = strategy.get(mode)
+    if preset.strategy.baseline == "memopt" or not preset.available()[0]:
+        return math.nan                       # memopt's checkpoints are not modelled
+    return predict_total(arch, preset, T=T, batch=batch, image_size=image_size, dtype=dtype,
                          in_channels=in_channels, num_classes=num_classes,
-                         node_kwargs=node_kwargs, fuse_bn=fuse_bn)
+                         node_kwargs=node_kwargs)
 
 
 def add_ratios(rows: Sequence[dict]) -> list:
@@ -239,28 +132,31 @@ def add_ratios(rows: Sequence[dict]) -> list:
     return list(rows)
 
 
-def measure_network(arch: str = "vgg11", modes: Sequence[str] = DEFAULT_MODES, T: int = 8,
+def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: int = 8,
                     batch: int = 16, image_size: int = 32, num_classes: int = 10,
                     dtype="float32", device="cpu", repeats: int = 3, warmup: int = 1,
                     on_row=None, *, track_memory: bool = True, in_channels=None,
                     node_kwargs: Optional[dict] = None, seed: int = 0,
-                    memopt_level: int = 1) -> list:
-    """Measure one training step of ``arch`` in every mode; one tidy row per mode.
+                    memopt_level: int = 1, **arch_kwargs) -> list:
+    """Measure one training step of ``arch`` under every preset in ``modes``; one tidy row each.
 
-    Rows have :data:`revsnn.measure.COLUMNS` (kind="network") plus ``predicted_saved_bytes`` and
-    the ratio columns (see the module docstring). A mode that fails or runs out of memory is a row
-    with status "error"/"oom". ``on_row`` is called with each finished row.
+    ``modes`` defaults to :func:`revsnn.strategy.defaults` for ``network``; a preset that does not build ``arch`` raises
+    ``ValueError`` before anything runs. Rows have :data:`revsnn.measure.COLUMNS`
+    (kind="network") plus ``predicted_saved_bytes`` and the ratio columns (see the module
+    docstring). A mode that fails or runs out of memory is a row with status "error"/"oom".
+    ``on_row`` is called with each finished row.
     """
+    from .. import strategy
     from ..measure import measure_cases
 
-    modes = list(modes)
+    modes = strategy.defaults("network", arch) if modes is None else list(modes)
     for name, val in (("T", T), ("batch", batch), ("image_size", image_size)):
         if int(val) < 1:
             raise ValueError(f"measure_network: {name} must be >= 1, got {val}")
     cases = [network_case(arch, m, T=T, batch=batch, image_size=image_size,
                           num_classes=num_classes, dtype=dtype, device=device,
                           in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
-                          memopt_level=memopt_level) for m in modes]
+                          memopt_level=memopt_level, **arch_kwargs) for m in modes]
     rows = measure_cases(cases, repeats=repeats, warmup=warmup, track_memory=track_memory)
     for r in rows:
         try:
@@ -313,9 +209,10 @@ def format_network_table(rows: Sequence[dict]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .. import strategy
     from ..models import MODELS
 
-    parser.add_argument("--arch", default="vgg11", choices=sorted(MODELS) + list(BLOCK_ARCHS),
+    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
                         help="zoo architecture (default: vgg11)")
     parser.add_argument("--T", type=positive_int, default=8, help="timesteps (default: 8)")
     parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
@@ -328,8 +225,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dtype_argument(parser, multiple=False)
     add_device_argument(parser)
     parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
-                        help=f"any of {', '.join(NETWORK_MODES)} (default: "
-                             f"{' '.join(DEFAULT_MODES)})")
+                        help=f"presets that build --arch, of: "
+                             f"{', '.join(strategy.names(command='network'))} (default: "
+                             f"{' '.join(strategy.defaults('network'))}, those that build --arch)")
     add_timing_arguments(parser, repeats=3, per="mode")
     parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
                         help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
@@ -341,7 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    modes = parse_network_modes(args.modes)
+    modes = parse_modes(args.modes, command="network", arch=args.arch)
     device = resolve_device(args.device)
     check_timing_arguments(args)
     try:

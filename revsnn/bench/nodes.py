@@ -61,19 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_NEURONS})")
     add_dtype_argument(parser)
     add_device_argument(parser)
+    from .. import strategy
     parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
-                        help="memory modes (MemoryMode values: bptt, checkpoint, autograd, revnet, "
-                             "fused) and/or spikingjelly; default: spikingjelly (if installed) "
-                             "bptt checkpoint revnet fused")
+                        help=f"node presets: {', '.join(strategy.names(command='nodes'))} "
+                             f"(default: {' '.join(strategy.defaults('nodes'))})")
     add_timing_arguments(parser, repeats=5, per="mode")
     add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    modes = parse_modes(args.modes)
+    from .. import strategy
+
+    modes = parse_modes(args.modes, command="nodes")
     device = resolve_device(args.device)
     check_timing_arguments(args)
-    if args.neurons % 2 and any(m in ("autograd", "revnet", "fused") for m in modes):
+    if args.neurons % 2 and any(strategy.get(m).strategy.node == "reversible" for m in modes):
         raise UsageError(f"--neurons must be even for the reversible node (it splits neurons into "
                          f"two groups), got {args.neurons}")
     try:

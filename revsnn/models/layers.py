@@ -1,9 +1,13 @@
-"""Building blocks of the spiking networks: time-folded layers, conv-BN-node blocks, node factory.
+"""Building blocks of the spiking networks: time-folded layers, conv-BN-node units, heads.
 
 Every tensor between blocks is time first, ``[T, B, C, H, W]`` (SpikingJelly's multi-step mode).
 Stateless layers (conv, BN, pooling, linear) run on all timesteps at once with time folded into the
 batch, ``[T·B, C, H, W]`` (:class:`SeqToANN`, like SpikingJelly's ``SeqToANNContainer``), so BN
 statistics are taken over T·B·H·W. Spiking nodes see the whole sequence.
+
+:class:`NodeSpec` carries one strategy (a preset of :mod:`revsnn.strategy`) and the node
+hyperparameters to every layer, and builds each layer's conv-BN-node unit: a :class:`ConvBNNode`,
+or for the binary node family a :class:`~revsnn.BinarySpikingUnit` that recomputes its synapse.
 
 >>> import torch
 >>> block = ConvBNNode(4, 8, NodeSpec("fused"))
@@ -13,63 +17,85 @@ torch.Size([3, 2, 8, 6, 6])
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Optional, Union
+
 import torch
 from torch import nn
 
-from ..modes import Checkpointed, MemoryMode, make_node
-from ..neuron import LIF
-from ..reversible import ReversibleLIF
+from .. import strategy as _strategy
+from ..nodes.base import SpikingNode
 from .bn_node import apply_bn_node
 
-__all__ = ["NodeSpec", "SeqToANN", "SeqMaxPool", "ConvBNNode", "LinearNode", "Readout",
-           "NODE_TYPES", "is_node"]
-
-NODE_KINDS = ("revsnn", "spikingjelly")
+__all__ = ["NodeSpec", "SeqToANN", "SeqMaxPool", "FitMaxPool2d", "ConvBNNode", "ConvBN",
+           "LinearNode", "Readout", "MeanReadout", "BasicBlock", "is_node"]
 
 
 class NodeSpec:
-    """Which node every block gets: a memory mode (or SpikingJelly's LIFNode) and its hyperparameters.
+    """Which node every layer gets: a strategy (a preset, its name or a MemoryMode) and the node
+    hyperparameters.
 
-    ``kind="spikingjelly"`` builds :class:`revsnn.baselines.SpikingJellyLIF` (plain BPTT, the
-    comparison baseline) and ignores ``mode``. ``fuse_bn`` lets reversible modes with a fused or
-    revnet backward fuse BatchNorm into the node (:mod:`revsnn.models.bn_node`).
+    ``fuse_bn`` overrides the preset's BatchNorm fusion where the strategy can fuse (``False``
+    never fuses); the spec then names the preset of the resulting strategy (``"fused"`` with
+    ``fuse_bn=False`` is ``"fused_nobn"``).
+
+    >>> NodeSpec("fused", fuse_bn=False).preset.name
+    'fused_nobn'
     """
 
-    def __init__(self, mode=MemoryMode.BPTT, kwargs=None, kind: str = "revsnn",
-                 fuse_bn: bool = True):
-        if kind not in NODE_KINDS:
-            raise ValueError(f"node kind must be one of {NODE_KINDS}, got {kind!r}")
-        self.mode = MemoryMode.parse(mode)
+    def __init__(self, mode="bptt", kwargs: Optional[dict] = None,
+                 fuse_bn: Optional[bool] = None):
+        preset = _strategy.get(mode)
+        strat = preset.strategy
+        if fuse_bn is not None:
+            can = strat.node == "reversible" and strat.backward != "autograd"
+            strat = dataclasses.replace(strat, fuse_bn=bool(fuse_bn) and can)
+        self.strategy = strat
+        self.preset = _strategy.preset_for(strat) or preset
         self.kwargs = dict(kwargs or {})
-        self.kind = kind
-        self.fuse_bn = bool(fuse_bn)
+
+    @property
+    def fuse_bn(self) -> bool:
+        return self.strategy.fuse_bn
+
+    @property
+    def units(self) -> bool:
+        """Whether conv-BN-node layers are recomputing binary units (the binary node family)."""
+        return self.strategy.node == "binary"
 
     def __repr__(self) -> str:
-        return (f"NodeSpec(mode={self.mode.value!r}, kwargs={self.kwargs!r}, kind={self.kind!r}, "
-                f"fuse_bn={self.fuse_bn})")
+        return f"NodeSpec({self.preset.name!r}, kwargs={self.kwargs!r})"
 
     def make(self) -> nn.Module:
         """A fresh node module."""
-        if self.kind == "spikingjelly":
-            from ..baselines import SpikingJellyLIF
-            return SpikingJellyLIF(**self.kwargs)
-        return make_node(self.mode, **self.kwargs)
+        return _strategy._node_for(self.strategy, **self.kwargs)
 
+    def check_channels(self, channels: int, where: str) -> None:
+        if self.strategy.node == "reversible" and not self.strategy.uses_spikingjelly \
+                and channels % 2:
+            raise ValueError(f"{where}: {channels} channels; the reversible node needs an even "
+                             f"count")
 
-def _spikingjelly_node_type():
-    try:
-        from ..baselines import SpikingJellyLIF
-        return (SpikingJellyLIF,)
-    except ImportError:  # pragma: no cover - baselines imports nothing optional at module level
-        return ()
+    def conv_unit(self, in_channels: int, out_channels: int, *, pool: bool = False) -> list:
+        """The layers of one ``[pool →] conv3×3 → BN → node`` stage.
 
-
-NODE_TYPES = (LIF, Checkpointed, ReversibleLIF) + _spikingjelly_node_type()
-"""Module types that are spiking nodes (what a mode switch replaces)."""
+        Binary units fold the pool into the synapse they recompute (every activation they keep is
+        then a packed spike tensor); otherwise the pool is its own :class:`SeqMaxPool`.
+        """
+        if self.units:
+            from ..binary import BinarySpikingUnit
+            synapse = ([FitMaxPool2d(2)] if pool else []) + [
+                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels)]
+            return [BinarySpikingUnit(nn.Sequential(*synapse), self.make())]
+        return ([SeqMaxPool(2)] if pool else []) + [ConvBNNode(in_channels, out_channels, self)]
 
 
 def is_node(module: nn.Module) -> bool:
-    return isinstance(module, NODE_TYPES)
+    """Whether ``module`` is a spiking node: it implements the node protocol
+    (:class:`~revsnn.nodes.base.SpikingNode`; a wrapper such as :class:`~revsnn.Checkpointed`
+    counts)."""
+    return isinstance(module, SpikingNode)
 
 
 class SeqToANN(nn.Module):
@@ -84,13 +110,23 @@ class SeqToANN(nn.Module):
         return y.view(x.shape[0], x.shape[1], *y.shape[1:])
 
 
+class FitMaxPool2d(nn.MaxPool2d):
+    """2-d max pooling that is the identity when H or W is below the kernel size (so that deep
+    VGGs accept small images)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size if isinstance(self.kernel_size, int) else min(self.kernel_size)
+        if x.shape[-1] < k or x.shape[-2] < k:
+            return x
+        return super().forward(x)
+
+
 class SeqMaxPool(nn.Module):
-    """2-d max pooling over ``[T, B, C, H, W]``; the identity when H or W is below the kernel size
-    (so that deep VGGs accept small images)."""
+    """2-d max pooling over ``[T, B, C, H, W]``; the identity when H or W is below the kernel size."""
 
     def __init__(self, kernel_size: int = 2):
         super().__init__()
-        self.pool = nn.MaxPool2d(kernel_size)
+        self.pool = FitMaxPool2d(kernel_size)
         self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,28 +136,37 @@ class SeqMaxPool(nn.Module):
         return y.view(x.shape[0], x.shape[1], *y.shape[1:])
 
 
-def _check_even(channels: int, spec: NodeSpec, where: str) -> None:
-    if spec.kind == "revsnn" and spec.mode.is_reversible and channels % 2:
-        raise ValueError(f"{where}: {channels} channels; the reversible node needs an even count")
+NodeLike = Union[NodeSpec, nn.Module, None]
+
+
+def _node(node: NodeLike) -> nn.Module:
+    if isinstance(node, NodeSpec):
+        return node.make()
+    if node is None:
+        from ..neuron import LIF
+        return LIF()
+    return node
 
 
 class ConvBNNode(nn.Module):
     """``conv k×k (no bias) → BatchNorm → node`` on ``[T, B, C, H, W]``.
 
-    With a reversible node whose backward is fused/revnet, BN and node run as one
+    ``node`` is a :class:`NodeSpec` (the zoo), a node module, or None (a default :class:`~revsnn.LIF`).
+    With a reversible node whose backward is fused/revnet and BN fusion on, BN and node run as one
     :class:`~revsnn.models.bn_node.BNNodeFunction` (the BN input is not stored). ``forward`` takes
     an optional ``addend`` added between BN and node (a residual shortcut).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, spec: NodeSpec, kernel_size: int = 3,
-                 stride: int = 1, padding=None):
+    def __init__(self, in_channels: int, out_channels: int, node: NodeLike = None,
+                 kernel_size: int = 3, stride: int = 1, padding=None):
         super().__init__()
-        _check_even(out_channels, spec, type(self).__name__)
+        if isinstance(node, NodeSpec):
+            node.check_channels(out_channels, type(self).__name__)
         padding = kernel_size // 2 if padding is None else padding
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.node = spec.make()
-        self.fuse_bn = spec.fuse_bn
+        self.node = _node(node)
+        self.fuse_bn = node.fuse_bn if isinstance(node, NodeSpec) else False
 
     def forward(self, x: torch.Tensor, addend=None) -> torch.Tensor:
         y = self.conv(x.flatten(0, 1))
@@ -145,11 +190,12 @@ class ConvBN(nn.Module):
 class LinearNode(nn.Module):
     """``linear → node`` on ``[T, B, F]`` (a hidden fully connected layer)."""
 
-    def __init__(self, in_features: int, out_features: int, spec: NodeSpec):
+    def __init__(self, in_features: int, out_features: int, node: NodeLike):
         super().__init__()
-        _check_even(out_features, spec, type(self).__name__)
+        if isinstance(node, NodeSpec):
+            node.check_channels(out_features, type(self).__name__)
         self.fc = nn.Linear(in_features, out_features)
-        self.node = spec.make()
+        self.node = _node(node)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.node(self.fc(x))
@@ -162,7 +208,7 @@ class Readout(nn.Module):
     """
 
     def __init__(self, channels: int, num_classes: int, pool_size: int = 1,
-                 hidden: int = 0, spec: "NodeSpec | None" = None):
+                 hidden: int = 0, spec: NodeLike = None):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
         features = channels * pool_size * pool_size
@@ -175,3 +221,38 @@ class Readout(nn.Module):
         if self.hidden is not None:
             y = self.hidden(y)
         return self.fc(y)
+
+
+class MeanReadout(nn.Module):
+    """Classifier head: the mean over time and space, then one linear layer; logits ``[B, K]``.
+
+    Equal to :class:`Readout` with a global average pool up to float rounding (the layer is
+    linear), but it keeps only the ``[B, C]`` mean for backward, not a ``[T, B, C]`` tensor.
+    """
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(0, *range(3, x.dim()))))
+
+
+class BasicBlock(nn.Module):
+    """Two conv-BN-node layers with a shortcut added before the second node (ResNet basic block)::
+
+        out = node₂( BN₂(conv₂( node₁(BN₁(conv₁(x))) )) + shortcut(x) )
+
+    ``shortcut`` is the identity, or ``conv1×1(stride)-BN`` when the shape changes.
+    """
+
+    def __init__(self, in_channels: int, channels: int, stride: int, spec: NodeSpec):
+        super().__init__()
+        self.conv1 = ConvBNNode(in_channels, channels, spec, 3, stride)
+        self.conv2 = ConvBNNode(channels, channels, spec, 3, 1)
+        self.shortcut = (ConvBN(in_channels, channels, 1, stride)
+                         if stride != 1 or in_channels != channels else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = x if self.shortcut is None else self.shortcut(x)
+        return self.conv2(self.conv1(x), addend=a)

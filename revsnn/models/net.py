@@ -1,8 +1,8 @@
 """:class:`SpikingNet`: encoder → feature blocks → classifier head, output = mean over T of the logits.
 
 The same class hosts every architecture of the zoo; the architectures only differ in the blocks
-they put in ``features`` and the head. One :class:`~revsnn.models.layers.NodeSpec` (a memory mode
-and the node hyperparameters) is applied to every node at construction.
+they put in ``features`` and the head. One :class:`~revsnn.models.layers.NodeSpec` (a strategy and
+the node hyperparameters) is applied to every node at construction.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..modes import MemoryMode
 from .encoders import make_encoder
 from .layers import NodeSpec, is_node
 
@@ -22,7 +21,8 @@ class SpikingNet(nn.Module):
 
     ``forward`` takes a static batch ``[B, C, H, W]`` (encoded to T steps by ``encoder``) or an
     already time-first sequence ``[T, B, C, H, W]`` (used as is), and returns the logits averaged
-    over time, ``[B, num_classes]``.
+    over time, ``[B, num_classes]`` (the head returns logits per step ``[T, B, K]``, or already
+    averaged ones ``[B, K]``).
     """
 
     def __init__(self, features: nn.Sequential, head: nn.Module, spec: NodeSpec, *, T: int = 4,
@@ -35,12 +35,13 @@ class SpikingNet(nn.Module):
         self.config = dict(config or {})
 
     @property
-    def mode(self) -> MemoryMode:
-        return self.spec.mode
+    def preset(self):
+        """The :class:`~revsnn.strategy.Preset` every node was built for."""
+        return self.spec.preset
 
     @property
-    def node_kind(self) -> str:
-        return self.spec.kind
+    def strategy(self):
+        return self.spec.strategy
 
     @property
     def T(self) -> int:
@@ -64,5 +65,5 @@ class SpikingNet(nn.Module):
                          f"shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.features(self.encode(x)))      # [T, B, K]
-        return logits.mean(0)
+        logits = self.head(self.features(self.encode(x)))      # [T, B, K] or [B, K]
+        return logits.mean(0) if logits.dim() == 3 else logits

@@ -1,0 +1,1 @@
+"""Spiking nodes: the protocol every node implements (:mod:`revsnn.nodes.base`) and its helpers."""

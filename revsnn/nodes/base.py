@@ -1,0 +1,220 @@
+"""The node protocol every spiking node implements, and the helpers the nodes share.
+
+NOTE [node protocol]
+====================
+A spiking node is a :class:`SpikingNode`, an ``nn.Module`` over a time-first sequence
+``x = [T, B, ...]`` that starts from rest unless told otherwise:
+
+- ``forward(x, state=None, return_state=False)``: the output sequence, or ``(output, final
+  state)`` with ``return_state``; ``state`` is an initial state (nodes that always start from rest
+  refuse one).
+- ``initial_state(x)``: the resting state for ``x``.
+- ``inverse(...)``: nodes that invert (:attr:`SpikingNode.invertible`) rebuild what their forward
+  destroyed, as a public check of the pair (ReversibleLIF: input and initial state from output and
+  final state; BinaryReversibleLIF: the membranes from its trace and input).
+- ``stored(dtype)``: what the node keeps for its backward, as :class:`Stored` items per neuron-step,
+  per neuron, or by reference to its input or output; the analytic memory model
+  (:mod:`revsnn.memory_model`) and :meth:`revsnn.models.SpikingNet.nodes` ask the node instead of
+  keeping lists of node types.
+- ``HYPERPARAMETERS``: the constructor keywords it shares with the other families, so one set of
+  hyperparameters configures every strategy (:func:`revsnn.make_node`).
+- ``kind``: its name in memory tables.
+
+Shared by the nodes: input checks (:func:`check_sequence`), the drift guard (:func:`check_drift`,
+:class:`ReconstructionError`), straight-through rounding (:func:`straight_through`) and the
+exact-range check (:func:`check_exact_range`, :data:`SIGNIFICAND_BITS`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+__all__ = [
+    "SpikingNode", "Stored", "ReconstructionError", "check_drift", "signal_drift",
+    "ON_DRIFT", "check_choice", "check_sequence", "straight_through", "check_exact_range",
+    "SIGNIFICAND_BITS",
+]
+
+ON_DRIFT = ("raise", "warn", "ignore")
+"""What a node does when its backward's reconstruction disagrees with the forward."""
+
+SIGNIFICAND_BITS = {torch.float64: 53, torch.float32: 24, torch.float16: 11, torch.bfloat16: 8}
+"""Significand bits per floating dtype: integers up to 2^bits are exact."""
+
+
+class Stored(NamedTuple):
+    """One tensor (or group of equal tensors) a node keeps for its backward.
+
+    what: description for tables.
+    per: ``"neuron-step"`` (one element per neuron and step), ``"neuron"`` (one per neuron, once),
+        ``"input"`` or ``"output"`` (the node's input / output sequence itself, kept by reference:
+        in a network another layer may keep the same tensor, so it is counted once).
+    count: how many tensors of that size.
+    dtype: element dtype; None = the dtype the node computes in for the given input dtype.
+    bits: > 0 for bit-packed tensors: that many bit planes, each packed 8 per byte per step.
+    """
+
+    what: str
+    per: str
+    count: int = 1
+    dtype: Optional[torch.dtype] = None
+    bits: int = 0
+
+
+class SpikingNode(nn.Module):
+    """Base class of every spiking node (NOTE [node protocol])."""
+
+    HYPERPARAMETERS: frozenset = frozenset()
+    invertible: bool = False
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        raise NotImplementedError  # pragma: no cover - every node defines it
+
+    def initial_state(self, x: torch.Tensor):
+        raise NotImplementedError  # pragma: no cover
+
+    def stored(self, dtype: torch.dtype) -> tuple:
+        """What the backward keeps, as :class:`Stored` items, for inputs of ``dtype``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def inverse(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} does not invert: its leak and reset destroy information it "
+            f"does not keep; ReversibleLIF and BinaryReversibleLIF invert")
+
+    def _refuse_state(self, state) -> None:
+        if state is not None:
+            raise ValueError(f"{type(self).__name__}: starts every sequence from rest; pass "
+                             f"state=None")
+
+
+def check_choice(who: str, name: str, value, choices) -> None:
+    """``ValueError`` naming ``who``, the argument, the allowed values and the value given."""
+    if value not in choices:
+        raise ValueError(f"{who}: {name} must be one of {tuple(choices)}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks
+
+def check_sequence(x: torch.Tensor, *, node: str, even_channels: bool = False,
+                   check_finite: bool = False) -> None:
+    """Validate a time-first sequence ``[T, B, C, ...]``.
+
+    Raises ``ValueError`` for a non-tensor, rank < 3, a non-floating dtype, T = 0, B = 0, an odd channel
+    count where the node splits channels into two groups, and (when asked) NaN or Inf values.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{node}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 3:
+        raise ValueError(
+            f"{node}: expected a time-first sequence [T, B, C, ...] with rank >= 3, got shape "
+            f"{tuple(x.shape)} (rank {x.dim()})")
+    if not x.is_floating_point():
+        raise ValueError(f"{node}: expected a floating-point tensor, got dtype {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{node}: the sequence has T = 0 timesteps (shape {tuple(x.shape)})")
+    if x.shape[1] == 0:
+        raise ValueError(f"{node}: the batch is empty (B = 0, shape {tuple(x.shape)})")
+    if even_channels and x.shape[2] % 2 != 0:
+        raise ValueError(
+            f"{node}: the channel dimension (dim 2) must be even to split into two groups, got "
+            f"C = {x.shape[2]} (shape {tuple(x.shape)})")
+    if check_finite and not bool(torch.isfinite(x.detach()).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise ValueError(f"{node}: input contains non-finite values ({n_nan} NaN, {n_inf} Inf)")
+
+
+def check_exact_range(x: torch.Tensor, bound: float, *, who: str, grid_bits: int,
+                      remedy: str) -> None:
+    """The exact-range guard: ``ValueError`` unless every ``|x| < bound`` (NaN/Inf named as such).
+
+    The reversible nodes compute on a fixed-point grid in floating point; their inversion is exact
+    only while every value stays an exactly representable multiple of the grid step.
+    """
+    amax = float(x.detach().abs().max())
+    if not math.isfinite(amax):
+        check_sequence(x.detach(), node=who, check_finite=True)
+    if amax >= bound:
+        raise ValueError(f"{who}: input magnitude {amax:.4g} is outside the exact range |x| < "
+                         f"{bound:.4g} for {x.dtype} with grid_bits={grid_bits}; {remedy}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The drift guard
+
+class ReconstructionError(RuntimeError):
+    """The backward's reconstruction disagreed with the forward (see NOTE [drift guard] in
+    :mod:`revsnn.reversible`)."""
+
+
+def signal_drift(msg: str, on_drift: str) -> None:
+    """Act on a failed reconstruction: raise :class:`ReconstructionError`, warn, or ignore."""
+    if on_drift == "raise":
+        raise ReconstructionError(msg)
+    if on_drift == "warn":
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+
+
+def check_drift(who: str, on_drift: str, *, flips: int = 0, state_error: float = 0.0,
+                inexact: int = 0, unit: str = "", cause: str = "") -> None:
+    """The drift guard every reconstructing backward ends with: when the walk did not end where
+    the forward started (``state_error``), a recomputed spike decision disagrees (``flips``) or an
+    exact division left a remainder (``inexact``), say so by ``on_drift`` (raise, warn, ignore).
+
+    >>> check_drift("Node", "raise")                  # nothing to report
+    >>> check_drift("Node", "raise", flips=2, cause="the saved output was modified.")
+    Traceback (most recent call last):
+    ...
+    revsnn.nodes.base.ReconstructionError: Node backward: reconstruction disagrees with the forward (2 flipped spike decisions, max |V(t=0) error| = 0); the gradients would be wrong. Causes: the saved output was modified.
+    """
+    if on_drift == "ignore" or (flips == 0 and state_error == 0 and inexact == 0):
+        return
+    extra = f", {inexact} inexact divisions" if inexact else ""
+    msg = (f"{who} backward: reconstruction disagrees with the forward ({int(flips)} flipped "
+           f"spike decisions, max |V(t=0) error| = {state_error:.3g}{unit}{extra}); the gradients "
+           f"would be wrong." + (f" Causes: {cause}" if cause else ""))
+    signal_drift(msg, on_drift)
+
+
+# ----------------------------------------------------------------------------------------------
+# Straight-through rounding
+
+class _StraightThrough(torch.autograd.Function):
+    """``grid·rounding(z/grid)`` forward, identity backward (straight-through)."""
+
+    @staticmethod
+    def forward(z, rounding, grid):
+        return rounding(z * (1.0 / grid)) * grid
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None, None
+
+
+def straight_through(z: torch.Tensor, grid: float = 1.0, rounding=torch.round) -> torch.Tensor:
+    """``grid · rounding(z / grid)`` (``rounding`` = ``torch.round`` or ``torch.floor``) whose
+    gradient is the identity: the rounding is invisible to the gradient.
+
+    >>> straight_through(torch.tensor([0.1, -0.3]), 0.25)
+    tensor([ 0.0000, -0.2500])
+    >>> straight_through(torch.tensor([1.7, -0.2]), rounding=torch.floor)
+    tensor([ 1., -1.])
+    """
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _StraightThrough.apply(z, rounding, grid)
+    return rounding(z * (1.0 / grid)) * grid
