@@ -40,7 +40,7 @@ def small_net(mode, seed=0, T=3, fuse_bn=True, dtype=torch.float32):
         feats = nn.Sequential(ConvBNNode(3, 8, spec), SeqMaxPool(2), BasicBlock(8, 8, 1, spec),
                               BasicBlock(8, 12, 2, spec))
         net = SpikingNet(feats, Readout(12, 5), spec, T=T)
-        # non-trivial affine parameters, so that (E5.2) is exercised with γ ≠ 1, β ≠ 0
+        # non-trivial affine parameters, so that (E2.B2) is exercised with γ ≠ 1, β ≠ 0
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
                 nn.init.uniform_(m.weight, 0.5, 1.5)
@@ -152,7 +152,7 @@ def test_bptt_state_dict_in_checkpoint_model_gives_identical_step():
 
 
 def test_reversible_family_equal_outputs_and_gradients():
-    """(E5.1)–(E5.4): the fused BN + node unit (revnet, fused) against plain autograd."""
+    """(E2.B1)–(E2.B4): the fused BN + node unit (revnet, fused) against plain autograd."""
     x = torch.rand(4, 3, 8, 8)
     ref = small_net("autograd")
     res = {m: step(copy_weights(ref, small_net(m, seed=9)), x) for m in REVERSIBLE}
@@ -271,7 +271,7 @@ def test_float64_gradients_match_to_1e_9():
 # -- the pieces of the BN inversion ------------------------------------------------------------
 
 def test_bn_affine_inverts():
-    """(E5.2) inverts (E5.1): forward/inverse pair of BatchNorm's per-channel affine map."""
+    """(E2.B2) inverts (E2.B1): forward/inverse pair of BatchNorm's per-channel affine map."""
     torch.manual_seed(1)
     bn = nn.BatchNorm2d(5)
     with torch.no_grad():
@@ -290,7 +290,7 @@ def test_node_input_decodes_from_output_exactly():
 
 
 def test_residual_code_error_bound():
-    """(E5.4): |z − (q(z) + r')| ≤ δ/(4L) (+ one rounding of the addition)."""
+    """(E2.B4): |z − (q(z) + r')| ≤ δ/(4L) (+ one rounding of the addition)."""
     grid = 2.0 ** -12
     z = torch.randn(100_000) * 4
     zq = quantize(z, grid)

@@ -12,17 +12,17 @@ BatchNorm normalises each channel with statistics μ, σ (of the batch in traini
 in eval; in training over M = T·B·H·W elements, because time is folded into the batch) and an
 affine map, optionally followed by a residual addend a (a ResNet block's shortcut):
 
-    (E5.1)  x̂ = (x − μ)·σ⁻¹,        z = γ·x̂ + β + a
+    (E2.B1)  x̂ = (x − μ)·σ⁻¹,        z = γ·x̂ + β + a
 
 Per channel it is an affine bijection when γ ≠ 0, so the normalised input is recovered from the
 node input z:
 
-    (E5.2)  x̂ = (z − a − β) / γ
+    (E2.B2)  x̂ = (z − a − β) / γ
 
 and the BN backward needs only x̂, γ and σ⁻¹ (with z̄ the gradient arriving at z):
 
-    (E5.3)  β̄ = Σ z̄,   γ̄ = Σ z̄·x̂,   x̄ = γ·σ⁻¹·(z̄ − β̄/M − x̂·γ̄/M),   ā = z̄     (training)
-            x̄ = γ·σ⁻¹·z̄                                                          (eval)
+    (E2.B3)  β̄ = Σ z̄,   γ̄ = Σ z̄·x̂,   x̄ = γ·σ⁻¹·(z̄ − β̄/M − x̂·γ̄/M),   ā = z̄     (training)
+             x̄ = γ·σ⁻¹·z̄                                                          (eval)
 
 The catch. Walking back in time, the node reconstructs its input only on its fixed-point grid:
 q(z) = δ·round(z/δ) (E2.0), exact bit for bit, but |z − q(z)| ≤ δ/2 with δ = 2^-12 in fp32. An x̂
@@ -30,13 +30,13 @@ taken from q(z) alone would be off by up to δ/(2|γ|) ≈ 1.2e-4/|γ| — the g
 rounding — and γ̄, x̄ would then differ from autograd's by about 1e-4 relative. So the unit also
 keeps the rounding residual r = z − q(z) ∈ [−δ/2, δ/2], coded in k-bit integers:
 
-    (E5.4)  c = round(r · L·2/δ),  L = 2^(k−1) − 1;     r' = c · δ/(2L);     |r' − r| ≤ δ/(4L)
+    (E2.B4)  c = round(r · L·2/δ),  L = 2^(k−1) − 1;     r' = c · δ/(2L);     |r' − r| ≤ δ/(4L)
 
 and reconstructs z = q(z) + r' (q(z) decoded from Y by (E3.1)). With k = 8 (one byte per element
 instead of four) the error of x̂ is at most δ/(4·127·|γ|) ≈ 4.8e-7/|γ| in fp32, a few float
-roundings for |γ| ≈ 1 (then (E5.2) adds ordinary float rounding of z − a − β and of the division).
+roundings for |γ| ≈ 1 (then (E2.B2) adds ordinary float rounding of z − a − β and of the division).
 :func:`residual_bits` picks k = 8 when that bound is below a tolerance (2^-17 for fp32, 2^-40 for
-fp64), else k = 16, and when even that fails — some |γ| is (near) 0, where (E5.2) breaks down —
+fp64), else k = 16, and when even that fails — some |γ| is (near) 0, where (E2.B2) breaks down —
 the unit stores the BN input x itself, as plain autograd does.
 
 What is stored: Y (output; the next layer keeps it anyway), the final membranes (V₁, V₂), the code
@@ -68,13 +68,13 @@ __all__ = [
 ]
 
 RESIDUAL_TOLERANCE = {torch.float32: 2.0 ** -17, torch.float64: 2.0 ** -40}
-"""Largest accepted bound on |x̂' − x̂| from the residual code (E5.4), per dtype."""
+"""Largest accepted bound on |x̂' − x̂| from the residual code (E2.B4), per dtype."""
 
 _CODE_DTYPES = {8: torch.int8, 16: torch.int16}
 
 
 def residual_bits(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> int:
-    """Bits k of the residual code (E5.4): 8 or 16, or 0 (store the BN input) when |γ| is too small.
+    """Bits k of the residual code (E2.B4): 8 or 16, or 0 (keep the BN input) when |γ| is too small.
 
     >>> residual_bits(torch.ones(4), 2.0 ** -12, torch.float32)
     8
@@ -93,12 +93,12 @@ def residual_bits(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> int:
 
 
 def residual_step(grid: float, bits: int) -> float:
-    """δ/(2L), the value of one unit of the residual code (E5.4)."""
+    """δ/(2L), the value of one unit of the residual code (E2.B4)."""
     return grid / (2 * (2 ** (bits - 1) - 1))
 
 
 def encode_residual(z: torch.Tensor, grid: float, bits: int, inplace: bool = False) -> torch.Tensor:
-    """Code c of r = z − q(z) in ``bits``-bit integers (E5.4); q(z) = δ·round(z/δ) as in (E2.0).
+    """Code c of r = z − q(z) in ``bits``-bit integers (E2.B4); q(z) = δ·round(z/δ) as in (E2.0).
 
     ``inplace`` overwrites ``z`` (the fused forward's own BN output, no longer needed), so that
     no temporary of z's size is allocated.
@@ -116,7 +116,7 @@ def encode_residual(z: torch.Tensor, grid: float, bits: int, inplace: bool = Fal
 
 
 def decode_residual(code: torch.Tensor, grid: float, bits: int, dtype: torch.dtype) -> torch.Tensor:
-    """r' = c·δ/(2L) (E5.4)."""
+    """r' = c·δ/(2L) (E2.B4)."""
     return code.to(dtype).mul_(residual_step(grid, bits))
 
 
@@ -137,7 +137,7 @@ def decode_node_input(y: torch.Tensor, node: ReversibleLIF) -> torch.Tensor:
 
 def bn_normalized_from_output(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                               addend: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """x̂ = (z − a − β)/γ (E5.2) for ``z`` of shape [N, C, ...]: the inverse of BN's affine part.
+    """x̂ = (z − a − β)/γ (E2.B2) for ``z`` of shape [N, C, ...]: the inverse of BN's affine part.
 
     >>> bn = nn.BatchNorm2d(3).train()
     >>> with torch.no_grad():
@@ -183,7 +183,7 @@ def _bn_call(bn: nn.modules.batchnorm._BatchNorm):
 
 
 def _batch_norm(x, weight, bias, rmean, rvar, training: bool, factor: float, eps: float):
-    """``(z, μ, σ⁻¹)`` (E5.1): the output of the very kernel ``F.batch_norm`` dispatches to (so z
+    """``(z, μ, σ⁻¹)`` (E2.B1): the output of the very kernel ``F.batch_norm`` dispatches to (so z
     equals ``nn.BatchNorm2d``'s bit for bit, on CPU and CUDA) and the statistics it normalised
     with (the batch's in training, the running ones in eval)."""
     if training:
@@ -231,7 +231,7 @@ class BNNodeFunction(torch.autograd.Function):
         y, v1, v2, code, mean, invstd = output
         ctx.mark_non_differentiable(v1, v2, code, mean, invstd)
         ctx.set_materialize_grads(False)   # no zero tensors for the unused outputs' gradients
-        # bits == 0: some |γ| too small for (E5.2); keep the BN input (and its mean) instead.
+        # bits == 0: some |γ| too small for (E2.B2); keep the BN input (and its mean) instead.
         stored = (code,) if bits else (x, mean)
         ctx.save_for_backward(y, v1, v2, invstd, weight, bias,
                               *(() if addend is None else (addend,)), *stored)
@@ -268,20 +268,20 @@ class BNNodeFunction(torch.autograd.Function):
             inv_gamma, beta = (1.0 / weight).view(shape), bias.view(shape)
 
             def xhat(c):
-                z = decode_node_input(y[c], node).add_(code[c], alpha=step)   # q(z) + r', (E5.4)
+                z = decode_node_input(y[c], node).add_(code[c], alpha=step)   # q(z) + r', (E2.B4)
                 if addend is not None:
                     z.sub_(addend[c])
-                return z.sub_(beta).mul_(inv_gamma)                            # (E5.2)
+                return z.sub_(beta).mul_(inv_gamma)                            # (E2.B2)
         else:
             x, mean = rest
             x = x.view(T, -1, *x.shape[1:])
 
             def xhat(c):
-                return (x[c] - mean.view(shape)).mul_(invstd.view(shape))    # (E5.1)
+                return (x[c] - mean.view(shape)).mul_(invstd.view(shape))    # (E2.B1)
 
         need_ga = ctx.has_addend and ctx.needs_input_grad[3]
         dims = [d for d in range(y.dim()) if d != 2]
-        gbeta = gz.sum(dims)                                                  # (E5.3)
+        gbeta = gz.sum(dims)                                                  # (E2.B3)
         ggamma = sum(xhat(c).mul_(gz[c]).sum(dims) for c in chunks)
         scale = (weight * invstd).view(shape)
         gx = torch.empty_like(gz) if need_ga else gz                          # in place in z̄
