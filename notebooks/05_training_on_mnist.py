@@ -17,7 +17,7 @@
 # # 05 · Training on MNIST: LIF vs ReversibleLIF, accuracy and memory side by side
 #
 # The same small spiking ConvNet (`revsnn.models`, `"convnet"`: two conv → BN → node blocks with
-# max pooling and a linear readout) is trained on real MNIST digits with `revsnn.train.train`, once
+# max pooling and a linear readout) is trained on real MNIST digits with `revsnn.training.train`, once
 # with standard LIF nodes under BPTT and once with reversible nodes and the fused backward. We
 # compare accuracy and the memory saved for backward (predicted by `revsnn.memory_model` and
 # measured with saved-tensor hooks), and check that the memory trick changes nothing in training:
@@ -48,7 +48,7 @@ from revsnn.data import dataset_info, load_dataset
 from revsnn.export import export_all, slugify
 from revsnn.measure import saved_tensor_bytes
 from revsnn.memory_model import predict_total
-from revsnn.train import TrainConfig, train
+from revsnn.training import TrainConfig, train
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
 print("revsnn", revsnn.__version__, "| torch", torch.__version__, "| small run:", SMALL)

@@ -62,7 +62,7 @@ by the first pass. Here:
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import torch
 from torch import nn

@@ -35,7 +35,7 @@ from torch import nn
 __all__ = [
     "COLUMNS", "SavedBytes", "saved_tensor_bytes", "Case", "measure_cases", "measure",
     "node_case", "measure_node", "measure_nodes", "node_factory", "to_frame", "device_name",
-    "is_oom", "parse_dtype",
+    "is_oom", "parse_dtype", "parse_device", "environment",
 ]
 
 COLUMNS = [
@@ -58,6 +58,54 @@ def parse_dtype(dtype) -> torch.dtype:
         return _DTYPES[str(dtype).replace("torch.", "")]
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}; choose from {sorted(set(_DTYPES))}") from None
+
+
+def parse_device(name) -> torch.device:
+    """``torch.device`` for ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; ``ValueError`` for a malformed
+    name, another device type, or a GPU that is not there (saying why and what to use instead)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{str(name)!r} is not a device ({exc}); use cpu, cuda or cuda:N") \
+            from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{str(name)!r}: must be cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch build has no CUDA support" if torch.version.cuda is None
+                   else "no CUDA GPU is visible")
+            raise ValueError(f"{name} requested but CUDA is not available (torch "
+                             f"{torch.__version__}: {why}); use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def environment() -> dict:
+    """``name -> value`` describing the installation and the devices (``revsnn info``)."""
+    from . import __version__
+    from .baselines import spikingjelly_available, spikingjelly_version
+
+    sj = spikingjelly_version()
+    if sj is None:
+        sj = "not installed"
+    elif not spikingjelly_available():
+        sj += " (installed, but spikingjelly.activation_based fails to import)"
+    info = {
+        "revsnn": __version__,
+        "torch": f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})",
+        "spikingjelly": sj,
+        "python": f"{platform.python_version()} ({platform.platform()})",
+        "cpu": f"{device_name('cpu')}, {torch.get_num_threads()} torch threads",
+    }
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            info[f"cuda:{i}"] = torch.cuda.get_device_name(i)
+        info["device"] = "cuda"
+    else:
+        info["cuda"] = "not available"
+        info["device"] = "cpu"
+    return info
 
 
 def device_name(device) -> str:

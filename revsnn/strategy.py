@@ -30,7 +30,6 @@ its networks and ``node_builder(**node_kwargs)`` its standalone node (both defau
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional

@@ -77,7 +77,7 @@ import sys
 import pandas as pd
 import torch
 
-from revsnn.train import collect_runs
+from revsnn.training import collect_runs
 
 csv_path, sidecar, elapsed, threads, jobs, *lines = sys.argv[1:]
 names = [line.split(" ", 1)[0] for line in lines]

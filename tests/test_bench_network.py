@@ -10,6 +10,8 @@ import pytest
 from revsnn.baselines import spikingjelly_available
 from revsnn.bench import budget, network
 from revsnn.cli import UsageError
+from revsnn.cli import budget as budget_cli
+from revsnn.cli import network as network_cli
 
 SMALL = dict(T=2, batch=2, image_size=8, repeats=1, warmup=0)
 
@@ -77,16 +79,16 @@ def test_mode_parsing():
 
 def test_network_cli_writes_csv(tmp_path, capsys):
     out = tmp_path / "net.csv"
-    args = parse(network, ["--arch", "convnet", "--T", "2", "--batch", "2", "--image-size", "8",
+    args = parse(network_cli, ["--arch", "convnet", "--T", "2", "--batch", "2", "--image-size", "8",
                            "--modes", "bptt", "fused", "--repeats", "1", "--warmup", "0",
                            "--no-track-memory", "--out", str(out)])
-    assert network.run(args) == 0
+    assert network_cli.run(args) == 0
     df = pd.read_csv(out)
     assert list(df.columns[: len(network.COLUMNS)]) == network.COLUMNS
     assert list(df["mode"]) == ["bptt", "fused"]
     assert "LIF (BPTT)" in capsys.readouterr().out
     with pytest.raises(UsageError, match=".csv or .json"):
-        network.run(parse(network, ["--out", str(tmp_path / "x.txt")]))
+        network_cli.run(parse(network_cli, ["--out", str(tmp_path / "x.txt")]))
 
 
 # -- budget ------------------------------------------------------------------------------------
@@ -147,10 +149,10 @@ def test_step_peak_bytes_counts_parameters_and_grows_with_batch():
 def test_budget_cli_rows_and_ratios(tmp_path, capsys):
     out = tmp_path / "budget.csv"
     modes = (["spikingjelly"] if spikingjelly_available() else ["bptt"]) + ["fused"]
-    args = parse(budget, ["--arch", "convnet", "--image-size", "8", "--budget", "3MiB",
+    args = parse(budget_cli, ["--arch", "convnet", "--image-size", "8", "--budget", "3MiB",
                           "--T", "2", "--search", "batch", "--modes", *modes, "--out", str(out),
                           "--quiet"])
-    assert budget.run(args) == 0
+    assert budget_cli.run(args) == 0
     df = pd.read_csv(out)
     assert list(df["mode"]) == modes and (df["search"] == "batch").all()
     assert (df["status"] == "ok").all()
@@ -161,7 +163,7 @@ def test_budget_cli_rows_and_ratios(tmp_path, capsys):
     assert fused["ratio_vs_spikingjelly"] >= 1.0
     assert capsys.readouterr().out == ""
     with pytest.raises(UsageError, match="memory size"):
-        budget.run(parse(budget, ["--budget", "lots"]))
+        budget_cli.run(parse(budget_cli, ["--budget", "lots"]))
 
 
 def test_max_T_at_fixed_batch():

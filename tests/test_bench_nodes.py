@@ -13,7 +13,8 @@ import torch
 from revsnn.baselines import spikingjelly_available
 from revsnn.bench import nodes as bench_nodes
 from revsnn.bench.report import human_bytes, safe_ratio
-from revsnn.cli import default_node_modes, main
+from revsnn.cli import main
+from revsnn.strategy import defaults
 from revsnn.measure import COLUMNS
 
 B, N = 2, 64
@@ -36,7 +37,7 @@ def csv_rows(tmp_path_factory):
 
 
 def test_csv_has_documented_columns_and_one_row_per_mode_T_batch(csv_rows):
-    modes = default_node_modes()
+    modes = defaults("nodes")
     assert list(csv_rows.columns) == COLUMNS
     assert len(csv_rows) == len(modes) * 2 * 1
     assert sorted(csv_rows.groupby(["mode", "T", "batch"]).size().index.tolist()) == sorted(
@@ -88,7 +89,7 @@ def test_printed_table_shows_ratios(tmp_path, capsys):
 
 @pytest.mark.skipif(not spikingjelly_available(), reason="SpikingJelly is not installed")
 def test_spikingjelly_is_the_default_baseline(capsys):
-    assert default_node_modes()[0] == "spikingjelly"
+    assert defaults("nodes")[0] == "spikingjelly"
     assert main(["bench", "nodes", "--T", "2", *TINY, "--modes", "spikingjelly", "fused"]) == 0
     text = capsys.readouterr().out
     assert "baseline: SpikingJelly LIFNode" in text
@@ -99,7 +100,7 @@ def test_default_modes():
     expected = ["bptt", "checkpoint", "revnet", "fused"]
     if spikingjelly_available():
         expected = ["spikingjelly"] + expected
-    assert default_node_modes() == expected
+    assert defaults("nodes") == expected
 
 
 def test_quiet_prints_nothing(tmp_path, capsys):
@@ -204,7 +205,7 @@ def test_node_bench_on_cuda_fills_cuda_peak(tmp_path):
                  "--repeats", "2", "--warmup", "1", "--device", "cuda", "--dtype", "float32",
                  "bfloat16", "--quiet", "--out", str(out)]) == 0
     df = pd.read_csv(out)
-    assert len(df) == len(default_node_modes()) * 2 * 2
+    assert len(df) == len(defaults("nodes")) * 2 * 2
     assert (df["status"] == "ok").all(), df[["mode", "dtype", "error"]]
     assert df["device"].str.startswith("cuda").all()
     assert (df["device_name"] == torch.cuda.get_device_name()).all()
@@ -217,7 +218,7 @@ def test_without_spikingjelly_the_baseline_is_lif_bptt(monkeypatch, capsys):
     import revsnn.baselines
 
     monkeypatch.setattr(revsnn.baselines, "spikingjelly_available", lambda: False)
-    assert default_node_modes() == ["bptt", "checkpoint", "revnet", "fused"]
+    assert defaults("nodes") == ["bptt", "checkpoint", "revnet", "fused"]
     assert main(["bench", "nodes", "--T", "2", *TINY, "--modes", "spikingjelly"]) == 2
     assert "SpikingJelly is not installed" in capsys.readouterr().err
     assert main(["bench", "nodes", "--T", "2", *TINY]) == 0

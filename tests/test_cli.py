@@ -60,10 +60,12 @@ def test_info_prints_versions(capsys):
 def test_a_missing_module_disables_only_its_command(monkeypatch, capsys):
     # None in sys.modules makes `import revsnn.bench.network` fail, whether or not it exists.
     monkeypatch.setitem(sys.modules, "revsnn.bench.network", None)
+    monkeypatch.delitem(sys.modules, "revsnn.cli.network", raising=False)
     assert main(["bench", "network"]) == 1
     assert main(["bench", "network", "--help"]) == 1
     err = capsys.readouterr().err
-    assert "revsnn bench network: error: command unavailable: module revsnn.bench.network" in err
+    assert "revsnn bench network: error: command unavailable: module revsnn.cli.network" in err
+    assert "revsnn.bench.network" in err
     # The other commands still work in the same process.
     assert main(["bench", "nodes", "--T", "2", "--batch", "2", "--neurons", "8", "--repeats", "1",
                  "--modes", "bptt", "--quiet"]) == 0

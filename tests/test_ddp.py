@@ -1,4 +1,4 @@
-"""revsnn.train under DistributedDataParallel: two CPU processes (Gloo) equal one process.
+"""revsnn.training under DistributedDataParallel: two CPU processes (Gloo) equal one process.
 
 Two processes are spawned with the environment ``torchrun`` would set (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``) and each calls :func:`train`,
@@ -27,7 +27,7 @@ import torch
 import torch.multiprocessing as mp
 from torch.testing import assert_close
 
-from revsnn.train import TrainConfig, train
+from revsnn.training import TrainConfig, train
 from test_train import TinyNet
 
 MODES = ("fused", "bptt")

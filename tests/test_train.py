@@ -1,4 +1,5 @@
-"""revsnn.train: learning, files, exact resumption, determinism, bad input, the CLI contract.
+"""revsnn.training and ``revsnn train``: learning, files, exact resumption, determinism, bad input,
+the CLI contract.
 
 Most tests train a tiny local network (:class:`TinyNet`, conv → node → dropout → linear) on the
 offline digits for one or two epochs (well under a second each), so they test the loop rather than
@@ -16,8 +17,8 @@ import torch
 from torch import nn
 
 from revsnn import MemoryMode, make_node
-from revsnn.train import (CHECKPOINT, METRICS_COLUMNS, TrainConfig, add_arguments, encode,
-                          load_checkpoint, run, train)
+from revsnn.cli.train import add_arguments, run
+from revsnn.training import CHECKPOINT, METRICS_COLUMNS, TrainConfig, encode, load_checkpoint, train
 
 
 
@@ -172,7 +173,7 @@ def _parse(argv):
 
 
 def test_cli_run_quiet_writes_out_dir(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("revsnn.train.build_model", tiny)
+    monkeypatch.setattr("revsnn.training.loop.build_model", tiny)
     out = tmp_path / "cli"
     args = _parse(["--data", "digits", "--arch", "tiny", "--mode", "REVERSIBLE_FUSED", "-T", "2",
                    "--epochs", "1", "--batch", "64", "--limit-train", "128", "--limit-test", "64",
@@ -208,7 +209,7 @@ def test_sync_bn_turns_off_the_zoo_bn_fusion():
     """The fused BN+node unit computes batch statistics itself and would bypass SyncBatchNorm."""
     models = pytest.importorskip("revsnn.models", reason="the model zoo is not installed")
     from revsnn.data import dataset_info
-    from revsnn.train import build_model
+    from revsnn.training import build_model
     info = dataset_info("digits")
     fused = build_model(config(arch="convnet"), info)
     synced = build_model(config(arch="convnet", sync_bn=True), info)

@@ -24,76 +24,19 @@ measured bits stored per neuron-step.
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Optional, Sequence
 
-from ..cli import (UsageError, add_device_argument, add_output_arguments, add_timing_arguments,
-                   check_timing_arguments, positive_int, resolve_device)
-from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
-                     human_bytes, safe_ratio, write_rows)
+from .report import (echo, failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, is_ok,
+                     safe_ratio, write_rows)
 
-__all__ = ["add_arguments", "run", "run_beyond", "beyond_cases", "default_cases", "format_beyond",
+__all__ = ["run_beyond", "beyond_cases", "default_cases", "format_beyond",
            "binary_storage", "depth_sweep", "format_depth_sweep", "ARCHS"]
 
 ARCHS = ("vgg11", "vgg13", "vgg16", "revresnet_s", "revresnet_m", "revresnet_l")
 OURS = ("binary", "binary_replay", "blocks")
 """The presets this benchmark puts against SpikingJelly's."""
 _THEIRS = ("spikingjelly", "spikingjelly_memopt", "fused")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=ARCHS, default="vgg11",
-                        help="architecture (default: vgg11)")
-    parser.add_argument("--T", type=positive_int, default=8, help="timesteps (default: 8)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    parser.add_argument("--size", type=positive_int, default=32,
-                        help="image side, 3 channels (default: 32)")
-    parser.add_argument("--width", type=positive_int, default=32,
-                        help="base width of revresnet* (default: 32)")
-    parser.add_argument("--depth-sweep", action="store_true",
-                        help="instead: saved bytes of revresnet_s/m/l, reversible vs plain "
-                             "(forward only; uses --T --batch --size --width)")
-    parser.add_argument("--with-fused", action="store_true",
-                        help="also measure the zoo network with ReversibleLIF (fused backward)")
-    parser.add_argument("--no-memopt", dest="memopt", action="store_false",
-                        help="skip SpikingJelly memopt")
-    add_device_argument(parser)
-    add_timing_arguments(parser, repeats=3, per="configuration")
-    add_output_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..baselines import spikingjelly_available
-
-    device = resolve_device(args.device)
-    check_timing_arguments(args)
-    if args.arch.startswith("revresnet") and args.width % 2:
-        raise UsageError(f"--width must be even, got {args.width}")
-    if args.with_fused and not args.arch.startswith("vgg"):
-        raise UsageError("--with-fused applies to the vgg architectures only")
-    try:
-        out = check_output_path(args.out)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.depth_sweep:
-        if args.width % 2:
-            raise UsageError(f"--width must be even, got {args.width}")
-        rows = depth_sweep(T=args.T, batch=args.batch, size=args.size, width=args.width,
-                           device=device)
-        echo(format_depth_sweep(rows), quiet=args.quiet)
-        if out is not None:
-            write_rows(rows, out)
-            echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
-        return 0
-    if not spikingjelly_available():
-        echo("SpikingJelly is not installed: measuring ours only (pip install --no-deps "
-             "spikingjelly==2.0.0 numpy 'loguru>=0.7,<1')", quiet=args.quiet)
-    cases = default_cases(args.arch, memopt=args.memopt, fused=args.with_fused)
-    run_beyond(args.arch, cases=cases, T=args.T, batch=args.batch, size=args.size,
-               width=args.width, device=device, repeats=args.repeats, warmup=args.warmup,
-               track_memory=args.track_memory, out=out, quiet=args.quiet)
-    return 0
 
 
 def default_cases(arch: str, *, memopt: bool = True, fused: bool = False) -> list:
@@ -182,10 +125,6 @@ def binary_storage(net, x) -> Optional[dict]:
             "trace_bytes": packed}
 
 
-def _ok(row) -> bool:
-    return row is not None and row.get("status") == "ok"
-
-
 def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
     """Table and ratio lines for the rows of one :func:`run_beyond`; ``storage`` maps a binary
     preset to its :func:`binary_storage`."""
@@ -199,7 +138,7 @@ def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
     headers = ["configuration", "saved", "act", "peak", "fwd ms", "bwd ms", "step ms"]
     table = []
     for r in rows:
-        if not _ok(r):
+        if not is_ok(r):
             table.append([r["label"], failure_text(r)])
             continue
         table.append([r["label"], human_bytes(r["saved_bytes"]), human_bytes(r["act_bytes"]),
@@ -209,7 +148,7 @@ def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
 
     def ratio(num, den, key):
         a, b = by.get(num), by.get(den)
-        return safe_ratio(a[key], b[key]) if _ok(a) and _ok(b) else math.nan
+        return safe_ratio(a[key], b[key]) if is_ok(a) and is_ok(b) else math.nan
 
     for mine in OURS:
         ours = by.get(mine)
@@ -218,8 +157,8 @@ def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
         for other in _THEIRS:
             if other not in by:
                 continue
-            if not (_ok(by[other]) and _ok(ours)):
-                bad = by[other] if not _ok(by[other]) else ours
+            if not (is_ok(by[other]) and is_ok(ours)):
+                bad = by[other] if not is_ok(by[other]) else ours
                 lines.append(f"{ours['label']} vs {by[other]['label']}: n/a "
                              f"({failure_text(bad, 50)})")
                 continue

@@ -27,18 +27,14 @@ the mode's maximum over SpikingJelly's (higher = fits more).
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import time
 from typing import Callable, Optional, Sequence
 
-from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   parse_modes, positive_int, resolve_device)
-from .report import (check_output_path, echo, failure_text, fmt_ratio, format_table,
-                     human_bytes, safe_ratio, write_rows)
+from .report import failure_text, fmt_ratio, format_table, human_bytes, is_ok, safe_ratio
 
-__all__ = ["add_arguments", "run", "parse_bytes", "step_peak_bytes", "search_max", "max_batch",
+__all__ = ["parse_bytes", "step_peak_bytes", "search_max", "max_batch",
            "max_T", "budget_search", "format_budget_table", "COLUMNS"]
 
 COLUMNS = ["kind", "search", "mode", "label", "arch", "budget_bytes", "T", "batch", "image_size",
@@ -354,9 +350,9 @@ def budget_search(arch: str = "vgg11", modes: Optional[Sequence] = None, budget=
             block.append(row)
             if on_row is not None:
                 on_row(row)
-        sj = next((r for r in block if r["mode"] == "spikingjelly" and r["status"] == "ok"), None)
+        sj = next((r for r in block if r["mode"] == "spikingjelly" and is_ok(r)), None)
         for r in block:
-            ok = r["status"] == "ok" and sj is not None
+            ok = is_ok(r) and sj is not None
             r["ratio_vs_spikingjelly"] = safe_ratio(r["max_value"], sj["max_value"]) if ok \
                 else math.nan
         rows += block
@@ -374,11 +370,11 @@ def format_budget_table(rows: Sequence[dict]) -> str:
         title = (f"largest {vary} within {human_bytes(f['budget_bytes'])}: {f['arch']}, {fixed}, "
                  f"{f['image_size']}×{f['image_size']}, {f['dtype']}, {f['device']} "
                  f"({f['metric']})")
-        headers = ["mode", f"max {vary}", "peak at max", f"peak at max+1", "predicted", "probes",
+        headers = ["mode", f"max {vary}", "peak at max", "peak at max+1", "predicted", "probes",
                    "×SJ", "s"]
         table = []
         for r in block:
-            if r["status"] != "ok":
+            if not is_ok(r):
                 table.append([r["label"], failure_text(r)])
                 continue
             table.append([r["label"], str(int(r["max_value"])), human_bytes(r["peak_at_max"]),
@@ -387,57 +383,3 @@ def format_budget_table(rows: Sequence[dict]) -> str:
                           f"{r['seconds']:.0f}"])
         out += [title, format_table(headers, table, align="<" + ">" * (len(headers) - 1)), ""]
     return "\n".join(out).rstrip()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .. import strategy
-    from ..models import MODELS
-
-    parser.add_argument("--budget", default="2GiB",
-                        help="memory budget, e.g. 8GiB, 512MiB, 2GB (default: 2GiB)")
-    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
-                        help="zoo architecture (default: vgg11)")
-    parser.add_argument("--T", type=positive_int, default=8,
-                        help="timesteps for the batch search (default: 8)")
-    parser.add_argument("--batch", type=positive_int, default=16,
-                        help="batch for the T search (default: 16)")
-    parser.add_argument("--search", nargs="+", choices=("batch", "T"), default=["batch", "T"],
-                        help="what to maximise (default: batch T)")
-    parser.add_argument("--image-size", type=positive_int, default=32,
-                        help="input height = width (default: 32)")
-    parser.add_argument("--num-classes", type=positive_int, default=10)
-    add_dtype_argument(parser, multiple=False)
-    add_device_argument(parser)
-    parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
-                        help=f"presets that build --arch, of: "
-                             f"{', '.join(strategy.names(command='budget'))} (default: "
-                             f"{' '.join(strategy.defaults('budget'))}, those that build --arch)")
-    parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
-                        help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
-                             "searches with CUDA memory measurements)")
-    parser.add_argument("--seed", type=int, default=0)
-    add_output_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        budget = parse_bytes(args.budget)
-        out = check_output_path(args.out)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    modes = parse_modes(args.modes, command="budget", arch=args.arch)
-    device = resolve_device(args.device)
-    echo(f"revsnn bench budget: {args.arch} within {human_bytes(budget)}; modes "
-         f"{' '.join(modes)}; device {device}", quiet=args.quiet)
-    rows = budget_search(args.arch, modes, budget, T=args.T, batch=args.batch,
-                         searches=tuple(args.search), image_size=args.image_size,
-                         num_classes=args.num_classes, dtype=args.dtype, device=device,
-                         seed=args.seed, memopt_level=args.memopt_level,
-                         on_row=lambda r: echo(f"… {r['search']} {r['label']}: "
-                                               f"{r['max_value']} ({r['status']})",
-                                               quiet=args.quiet))
-    echo("\n" + format_budget_table(rows), quiet=args.quiet)
-    if out is not None:
-        write_rows(rows, out, columns=COLUMNS)
-        echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
-    return 0

@@ -1,6 +1,7 @@
-"""``revsnn drift``: does the reversible node reconstruct exactly, for long sequences and low precision?
+"""Reconstruction drift (``revsnn drift``): does the reversible node reconstruct exactly, for long
+sequences and low precision?
 
-Runs :func:`revsnn.drift_table`: ReversibleLIF is walked forward over T steps and inverted back from
+:func:`drift_rows` runs :func:`revsnn.drift_table`: ReversibleLIF is walked forward over T steps and inverted back from
 its output and final state (:func:`revsnn.check_invertible`), next to the naive coupling
 V̂ = αV + H(1 − S) inverted by division, for every T and dtype. Prints the table and, with ``--out``,
 writes it as CSV or JSON (schema in the project's ``data/README.md``).
@@ -8,12 +9,9 @@ writes it as CSV or JSON (schema in the project's ``data/README.md``).
 
 from __future__ import annotations
 
-import argparse
+from .report import format_table, is_missing
 
-from ..cli import UsageError, add_dtype_argument, add_output_arguments, positive_int
-from .report import check_output_path, echo, format_table, is_missing, write_rows
-
-__all__ = ["add_arguments", "run", "DRIFT_COLUMNS", "DEFAULT_T", "DEFAULT_DTYPES", "format_drift"]
+__all__ = ["drift_rows", "DRIFT_COLUMNS", "DEFAULT_T", "DEFAULT_DTYPES", "format_drift"]
 
 DEFAULT_T = (4, 8, 16, 32, 64, 128, 256)
 DEFAULT_DTYPES = ("float64", "float32", "bfloat16")
@@ -22,39 +20,16 @@ DRIFT_COLUMNS = ["node", "T", "dtype", "sigma", "input_error", "state_error", "f
 """Column order of the drift table as written (see ``data/README.md`` for units)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--T", nargs="+", type=positive_int, default=list(DEFAULT_T), metavar="T",
-                        help=f"sequence lengths (default: {' '.join(map(str, DEFAULT_T))})")
-    add_dtype_argument(parser, default=DEFAULT_DTYPES)
-    parser.add_argument("--sigma", type=float, default=1.5,
-                        help="input standard deviation, inputs N(0, σ²) (default: 1.5)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    parser.add_argument("--channels", type=positive_int, default=256,
-                        help="channels, even: two groups of channels/2 (default: 256)")
-    parser.add_argument("--seed", type=int, default=0, help="input seed (default: 0)")
-    add_output_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
+def drift_rows(Ts=DEFAULT_T, dtypes=DEFAULT_DTYPES, *, sigma: float = 1.5, batch: int = 16,
+               channels: int = 256, seed: int = 0):
+    """The drift table (a DataFrame) for ``Ts`` × ``dtypes``, columns :data:`DRIFT_COLUMNS`
+    first."""
     from ..invertibility import drift_table
     from ..measure import parse_dtype
 
-    if args.channels % 2:
-        raise UsageError(f"--channels must be even (two groups), got {args.channels}")
-    if not args.sigma > 0:
-        raise UsageError(f"--sigma must be > 0, got {args.sigma}")
-    try:
-        out = check_output_path(args.out)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    df = drift_table(Ts=tuple(args.T), dtypes=tuple(parse_dtype(d) for d in args.dtype),
-                     sigma=args.sigma, batch=args.batch, channels=args.channels, seed=args.seed)
-    df = df[DRIFT_COLUMNS + [c for c in df.columns if c not in DRIFT_COLUMNS]]
-    echo(format_drift(df), quiet=args.quiet)
-    if out is not None:
-        write_rows(df, out, columns=DRIFT_COLUMNS)
-        echo(f"\nwrote {len(df)} rows to {out}", quiet=args.quiet)
-    return 0
+    df = drift_table(Ts=tuple(Ts), dtypes=tuple(parse_dtype(d) for d in dtypes), sigma=sigma,
+                     batch=batch, channels=channels, seed=seed)
+    return df[DRIFT_COLUMNS + [c for c in df.columns if c not in DRIFT_COLUMNS]]
 
 
 def _num(v) -> str:

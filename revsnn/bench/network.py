@@ -25,18 +25,14 @@ compare checkpointed modes by ``act_bytes`` / ``peak_bytes`` (allocator-level, p
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Optional, Sequence
 
 from ..measure import COLUMNS as _BASE_COLUMNS
-from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   add_timing_arguments, check_timing_arguments, parse_modes, positive_int,
-                   resolve_device)
-from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
-                     human_bytes, is_missing, safe_ratio, write_rows)
+from .report import failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, is_missing, \
+    is_ok, safe_ratio
 
-__all__ = ["add_arguments", "run", "measure_network", "network_case", "add_ratios",
+__all__ = ["measure_network", "network_case", "add_ratios",
            "format_network_table", "COLUMNS", "LEGEND"]
 
 EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "saved_ratio", "act_ratio",
@@ -117,17 +113,14 @@ def add_ratios(rows: Sequence[dict]) -> list:
     """Fill the ratio columns of one block of rows (same arch, T, batch) in place; returns rows."""
     by_mode = {r["mode"]: r for r in rows}
 
-    def ok(r):
-        return r is not None and r.get("status") == "ok"
-
     sj, bptt = by_mode.get("spikingjelly"), by_mode.get("bptt")
     for r in rows:
-        good = ok(r)
+        good = is_ok(r)
         for col, key in (("saved_ratio", "saved_bytes"), ("act_ratio", "act_bytes"),
                          ("peak_ratio", "peak_bytes")):
-            r[col] = safe_ratio(sj[key], r[key]) if good and ok(sj) else math.nan
-        r["step_ratio"] = safe_ratio(r["step_ms"], sj["step_ms"]) if good and ok(sj) else math.nan
-        r["step_vs_bptt"] = (safe_ratio(r["step_ms"], bptt["step_ms"]) if good and ok(bptt)
+            r[col] = safe_ratio(sj[key], r[key]) if good and is_ok(sj) else math.nan
+        r["step_ratio"] = safe_ratio(r["step_ms"], sj["step_ms"]) if good and is_ok(sj) else math.nan
+        r["step_vs_bptt"] = (safe_ratio(r["step_ms"], bptt["step_ms"]) if good and is_ok(bptt)
                              else math.nan)
     return list(rows)
 
@@ -185,7 +178,7 @@ def format_network_table(rows: Sequence[dict]) -> str:
                   "step/BPTT"])
     table = []
     for r in rows:
-        if r.get("status") != "ok":
+        if not is_ok(r):
             table.append([r["label"], failure_text(r)])
             continue
         table.append([r["label"], human_bytes(r["saved_bytes"]),
@@ -200,65 +193,9 @@ def format_network_table(rows: Sequence[dict]) -> str:
     by_mode = {r["mode"]: r for r in rows}
     for mode in ("fused", "revnet"):
         r = by_mode.get(mode)
-        if r is not None and r.get("status") == "ok" and not is_missing(r.get("saved_ratio")):
+        if is_ok(r) and not is_missing(r.get("saved_ratio")):
             lines.append(f"{r['label']}: {fmt_ratio(r['saved_ratio'])} fewer saved bytes and "
                          f"{fmt_ratio(r['peak_ratio'])} lower peak than SpikingJelly; step time "
                          f"{fmt_ratio(r['step_vs_bptt'])} of LIF BPTT")
             break
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .. import strategy
-    from ..models import MODELS
-
-    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
-                        help="zoo architecture (default: vgg11)")
-    parser.add_argument("--T", type=positive_int, default=8, help="timesteps (default: 8)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    parser.add_argument("--image-size", type=positive_int, default=32,
-                        help="input height = width (default: 32)")
-    parser.add_argument("--num-classes", type=positive_int, default=10,
-                        help="classes of the classifier (default: 10)")
-    parser.add_argument("--in-channels", type=positive_int, default=None,
-                        help="input channels (default: 3, 1 for convnet)")
-    add_dtype_argument(parser, multiple=False)
-    add_device_argument(parser)
-    parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
-                        help=f"presets that build --arch, of: "
-                             f"{', '.join(strategy.names(command='network'))} (default: "
-                             f"{' '.join(strategy.defaults('network'))}, those that build --arch)")
-    add_timing_arguments(parser, repeats=3, per="mode")
-    parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
-                        help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
-                             "searches with CUDA memory measurements)")
-    parser.add_argument("--seed", type=int, default=0, help="weight and data seed (default: 0)")
-    add_output_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    import sys
-
-    modes = parse_modes(args.modes, command="network", arch=args.arch)
-    device = resolve_device(args.device)
-    check_timing_arguments(args)
-    try:
-        out = check_output_path(args.out)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    quiet = args.quiet
-    echo(f"revsnn bench network: {args.arch}, modes {' '.join(modes)}; device {device}; "
-         f"repeats {args.repeats}, warmup {args.warmup}", quiet=quiet)
-    echo(LEGEND, quiet=quiet)
-    echo(f"… measuring {len(modes)} modes", quiet=quiet, file=sys.stderr)
-    rows = measure_network(args.arch, modes, T=args.T, batch=args.batch,
-                           image_size=args.image_size, num_classes=args.num_classes,
-                           dtype=args.dtype, device=device, repeats=args.repeats,
-                           warmup=args.warmup, track_memory=args.track_memory,
-                           in_channels=args.in_channels, seed=args.seed,
-                           memopt_level=args.memopt_level)
-    echo("\n" + format_network_table(rows), quiet=quiet)
-    if out is not None:
-        write_rows(rows, out, columns=COLUMNS)
-        echo(f"\nwrote {len(rows)} rows to {out}", quiet=quiet)
-    return 0

@@ -18,18 +18,14 @@ Ratios printed per block:
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Optional, Sequence
 
-from ..cli import (UsageError, add_device_argument, add_dtype_argument, add_output_arguments,
-                   add_timing_arguments, check_timing_arguments, parse_modes, positive_int,
-                   resolve_device)
-from .report import (check_output_path, echo, failure_text, fmt_ms, fmt_ratio, format_table,
-                     human_bytes, is_missing, safe_ratio, write_rows)
+from .report import (echo, failure_text, fmt_ms, fmt_ratio, format_table, human_bytes,
+                     is_missing, is_ok, safe_ratio, write_rows)
 
 __all__ = [
-    "add_arguments", "run", "run_node_bench", "baseline_mode", "format_block", "format_summary",
+    "run_node_bench", "baseline_mode", "format_block", "format_summary",
     "block_ratios", "expected_reduction", "LEGEND",
 ]
 
@@ -49,43 +45,6 @@ LEGEND = (
 # Modes whose backward reconstructs from the final state (saved bytes independent of T); the
 # first present is used for the saved-bytes reduction line.
 _REVERSIBLE_FOR_REDUCTION = ("fused", "revnet")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--T", nargs="+", type=positive_int, default=list(DEFAULT_T), metavar="T",
-                        help=f"timesteps, one or several (default: {' '.join(map(str, DEFAULT_T))})")
-    parser.add_argument("--batch", nargs="+", type=positive_int, default=list(DEFAULT_BATCH),
-                        metavar="B", help="batch sizes, one or several (default: 64)")
-    parser.add_argument("--neurons", type=positive_int, default=DEFAULT_NEURONS, metavar="N",
-                        help=f"neurons per sample, even for the reversible node "
-                             f"(default: {DEFAULT_NEURONS})")
-    add_dtype_argument(parser)
-    add_device_argument(parser)
-    from .. import strategy
-    parser.add_argument("--modes", nargs="+", default=None, metavar="MODE",
-                        help=f"node presets: {', '.join(strategy.names(command='nodes'))} "
-                             f"(default: {' '.join(strategy.defaults('nodes'))})")
-    add_timing_arguments(parser, repeats=5, per="mode")
-    add_output_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    from .. import strategy
-
-    modes = parse_modes(args.modes, command="nodes")
-    device = resolve_device(args.device)
-    check_timing_arguments(args)
-    if args.neurons % 2 and any(strategy.get(m).strategy.node == "reversible" for m in modes):
-        raise UsageError(f"--neurons must be even for the reversible node (it splits neurons into "
-                         f"two groups), got {args.neurons}")
-    try:
-        out = check_output_path(args.out)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    run_node_bench(modes, Ts=args.T, batches=args.batch, neurons=args.neurons,
-                   dtypes=args.dtype, device=device, repeats=args.repeats, warmup=args.warmup,
-                   track_memory=args.track_memory, out=out, quiet=args.quiet)
-    return 0
 
 
 def run_node_bench(modes: Sequence[str], *, Ts=DEFAULT_T, batches=DEFAULT_BATCH,
@@ -132,10 +91,6 @@ def baseline_mode(modes: Sequence[str]) -> Optional[str]:
     return None
 
 
-def _ok(row: Optional[dict]) -> bool:
-    return row is not None and row.get("status") == "ok"
-
-
 def expected_reduction(T: int, dtype: str) -> tuple:
     """``(value, formula)`` of the expected saved-bytes reduction of ReversibleLIF vs the standard
     node: 3T, scaled by itemsize(dtype) / itemsize(state dtype) when the states are kept wider.
@@ -168,14 +123,14 @@ def block_ratios(rows: Sequence[dict]) -> dict:
     b = by_mode.get(base) if base else None
     res: dict = {"baseline": base, "saved_ratio": {}, "bwd_ratio": {}}
     for mode, r in by_mode.items():
-        ok = _ok(r) and _ok(b)
+        ok = is_ok(r) and is_ok(b)
         res["saved_ratio"][mode] = (safe_ratio(b["saved_bytes"], r["saved_bytes"]) if ok
                                     else math.nan)
         res["bwd_ratio"][mode] = safe_ratio(r["bwd_ms"], b["bwd_ms"]) if ok else math.nan
 
     def ratio(num, den, key):
         rn, rd = by_mode.get(num), by_mode.get(den)
-        return safe_ratio(rn[key], rd[key]) if _ok(rn) and _ok(rd) else math.nan
+        return safe_ratio(rn[key], rd[key]) if is_ok(rn) and is_ok(rd) else math.nan
 
     res["fused_vs_revnet"] = ratio("revnet", "fused", "bwd_ms")
     res["fused_over_bptt"] = ratio("fused", "bptt", "bwd_ms")
@@ -187,7 +142,7 @@ def block_ratios(rows: Sequence[dict]) -> dict:
 
 def _why_missing(by_mode: dict, *modes) -> str:
     reasons = [f"{m}: {failure_text(by_mode[m], 40)}" for m in modes
-               if m in by_mode and not _ok(by_mode[m])]
+               if m in by_mode and not is_ok(by_mode[m])]
     return f"n/a ({'; '.join(reasons)})" if reasons else "n/a"
 
 
@@ -209,12 +164,12 @@ def format_block(rows: Sequence[dict], neurons: Optional[int] = None) -> str:
         "fwd ms", "bwd ms", "saved ratio", "bwd ratio"]
     table = []
     for r in rows:
-        if not _ok(r):
+        if not is_ok(r):
             table.append([r["label"], failure_text(r)])
             continue
         sr = ratios["saved_ratio"][r["mode"]]
         sr_text = fmt_ratio(sr)
-        if r["saved_bytes"] == 0 and base is not None and _ok(by_mode[base]):
+        if r["saved_bytes"] == 0 and base is not None and is_ok(by_mode[base]):
             sr_text = "∞ (saves 0 B)"
         table.append([r["label"], human_bytes(r["saved_bytes"]), human_bytes(r["act_bytes"]),
                       human_bytes(r["peak_bytes"])]
@@ -223,7 +178,7 @@ def format_block(rows: Sequence[dict], neurons: Optional[int] = None) -> str:
                         fmt_ratio(ratios["bwd_ratio"][r["mode"]])])
     lines = [title, format_table(headers, table, align="<" + ">" * (len(headers) - 1))]
     for r in rows:
-        if _ok(r) and r["saved_bytes"] == 0:
+        if is_ok(r) and r["saved_bytes"] == 0:
             kept = [f"{human_bytes(r[k])} shared with its {what}"
                     for k, what in (("saved_input_bytes", "input"), ("saved_output_bytes", "output"))
                     if not is_missing(r[k]) and r[k] > 0]

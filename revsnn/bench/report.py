@@ -27,7 +27,7 @@ from typing import Iterable, Optional, Sequence
 
 __all__ = [
     "OUTPUT_SUFFIXES", "human_bytes", "fmt_ms", "safe_ratio", "fmt_ratio", "is_missing",
-    "format_table", "failure_text", "check_output_path", "write_rows", "echo",
+    "format_table", "failure_text", "check_output_path", "write_rows", "echo", "is_ok",
 ]
 
 OUTPUT_SUFFIXES = (".csv", ".json")
@@ -86,6 +86,11 @@ def fmt_ratio(r, digits: int = 2) -> str:
     if math.isinf(r):
         return "∞"
     return f"{r:.{digits}f}×"
+
+
+def is_ok(row) -> bool:
+    """True for a measured row (``status == "ok"``); False for a failed one or None."""
+    return row is not None and row.get("status") == "ok"
 
 
 def failure_text(row: dict, width: int = 70) -> str:

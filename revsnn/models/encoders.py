@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-__all__ = ["DirectEncoder", "RateEncoder", "ENCODERS", "make_encoder"]
+__all__ = ["DirectEncoder", "RateEncoder", "ENCODERS", "make_encoder", "encode_static"]
 
 
 def _check_T(T: int) -> int:
@@ -38,7 +38,7 @@ class DirectEncoder(nn.Module):
         self.T = _check_T(T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(0).repeat(self.T, *([1] * x.dim()))
+        return encode_static(x, self.T, "direct")
 
     def extra_repr(self) -> str:
         return f"T={self.T}"
@@ -70,16 +70,30 @@ class RateEncoder(nn.Module):
         return self._generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = x.detach().clamp(0.0, 1.0)
-        u = torch.rand((self.T, *x.shape), generator=self._gen(x.device), device=x.device,
-                       dtype=x.dtype)
-        return (u < p).to(x.dtype)
+        return encode_static(x, self.T, "rate", self._gen(x.device))
 
     def extra_repr(self) -> str:
         return f"T={self.T}, seed={self.seed}"
 
 
 ENCODERS = {"direct": DirectEncoder, "rate": RateEncoder}
+
+
+def encode_static(x: torch.Tensor, T: int, encoder: str,
+                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """A static batch ``[B, ...]`` as a time-first sequence ``[T, B, ...]``: ``"direct"`` repeats
+    it T times; ``"rate"`` draws S ~ Bernoulli(clamp(x, 0, 1)) independently per step from
+    ``generator`` (the global RNG when None).
+
+    >>> encode_static(torch.ones(2, 3), 4, "direct").shape
+    torch.Size([4, 2, 3])
+    """
+    if encoder == "direct":
+        return x.unsqueeze(0).repeat(T, *([1] * x.dim()))
+    if encoder == "rate":
+        p = x.detach().clamp(0.0, 1.0).unsqueeze(0).expand(T, *x.shape)
+        return torch.bernoulli(p, generator=generator)
+    raise ValueError(f"unknown encoder {encoder!r}; choose from {', '.join(ENCODERS)}")
 
 
 def make_encoder(name: str, T: int, seed: Optional[int] = 0) -> nn.Module:

@@ -1,0 +1,64 @@
+"""``revsnn bench budget``: the largest batch (and, at a fixed batch, the largest T) each memory mode
+trains in a memory budget (:mod:`revsnn.bench.budget`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..bench.budget import COLUMNS, budget_search, format_budget_table, parse_bytes
+from ..bench.report import echo, human_bytes, write_rows
+from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
+                      add_output_arguments, output_path, parse_modes, positive_int,
+                      resolve_device)
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..models import MODELS
+
+    parser.add_argument("--budget", default="2GiB",
+                        help="memory budget, e.g. 8GiB, 512MiB, 2GB (default: 2GiB)")
+    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
+                        help="zoo architecture (default: vgg11)")
+    parser.add_argument("--T", type=positive_int, default=8,
+                        help="timesteps for the batch search (default: 8)")
+    parser.add_argument("--batch", type=positive_int, default=16,
+                        help="batch for the T search (default: 16)")
+    parser.add_argument("--search", nargs="+", choices=("batch", "T"), default=["batch", "T"],
+                        help="what to maximise (default: batch T)")
+    parser.add_argument("--image-size", type=positive_int, default=32,
+                        help="input height = width (default: 32)")
+    parser.add_argument("--num-classes", type=positive_int, default=10)
+    add_dtype_argument(parser, multiple=False)
+    add_device_argument(parser)
+    add_modes_argument(parser, "budget")
+    parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
+                        help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
+                             "searches with CUDA memory measurements)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_output_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        budget = parse_bytes(args.budget)
+    except ValueError as exc:
+        raise UsageError(f"--budget: {exc}") from None
+    out = output_path(args)
+    modes = parse_modes(args.modes, command="budget", arch=args.arch)
+    device = resolve_device(args.device)
+    echo(f"revsnn bench budget: {args.arch} within {human_bytes(budget)}; modes "
+         f"{' '.join(modes)}; device {device}", quiet=args.quiet)
+    rows = budget_search(args.arch, modes, budget, T=args.T, batch=args.batch,
+                         searches=tuple(args.search), image_size=args.image_size,
+                         num_classes=args.num_classes, dtype=args.dtype, device=device,
+                         seed=args.seed, memopt_level=args.memopt_level,
+                         on_row=lambda r: echo(f"… {r['search']} {r['label']}: "
+                                               f"{r['max_value']} ({r['status']})",
+                                               quiet=args.quiet))
+    echo("\n" + format_budget_table(rows), quiet=args.quiet)
+    if out is not None:
+        write_rows(rows, out, columns=COLUMNS)
+        echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
+    return 0
