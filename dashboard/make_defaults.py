@@ -29,18 +29,16 @@ if str(ROOT) not in sys.path:
 
 OUT = ROOT / "data" / "results" / "defaults"
 
-NODE_MODES = ("spikingjelly", "bptt", "checkpoint", "revnet", "fused")
 NODE_T = (4, 8, 16, 32)
 NODE_BATCH = (16, 64)
 NODE_NEURONS = 1024
 
 
 def make_nodes():
-    from revsnn.baselines import spikingjelly_available
+    from revsnn import strategy
     from revsnn.measure import measure_nodes, to_frame
 
-    modes = [m for m in NODE_MODES if m != "spikingjelly" or spikingjelly_available()]
-    rows = measure_nodes(modes, Ts=NODE_T, batches=NODE_BATCH, neurons=NODE_NEURONS, repeats=7,
+    rows = measure_nodes(strategy.defaults("nodes"), Ts=NODE_T, batches=NODE_BATCH, neurons=NODE_NEURONS, repeats=7,
                          warmup=1, on_row=lambda r: print(f"  {r['label']:<26} T={r['T']:<3} "
                                                           f"batch={r['batch']:<3} {r['status']}"))
     return to_frame(rows)
@@ -60,15 +58,13 @@ NETWORK_IMAGE = 32
 def make_network():
     import pandas as pd
 
-    from revsnn.baselines import spikingjelly_available
-    from revsnn.bench.network import DEFAULT_MODES, measure_network
+    from revsnn import strategy
+    from revsnn.bench.network import measure_network
 
-    modes = [m for m in DEFAULT_MODES if not m.startswith("spikingjelly") or
-             spikingjelly_available()]
     rows = []
     for arch in NETWORK_ARCHS:
         for T in NETWORK_T:
-            rows += measure_network(arch, modes, T=T, batch=NETWORK_BATCH,
+            rows += measure_network(arch, strategy.defaults("network", arch), T=T, batch=NETWORK_BATCH,
                                     image_size=NETWORK_IMAGE, num_classes=10, dtype="float32",
                                     device="cpu", repeats=2, warmup=1,
                                     on_row=lambda r: print(f"  {r['arch']:<9} T={r['T']:<2} "
@@ -85,12 +81,10 @@ BUDGET_BATCH = 4
 def make_budget():
     import pandas as pd
 
-    from revsnn.baselines import spikingjelly_available
-    from revsnn.bench.budget import DEFAULT_MODES, budget_search
+    from revsnn import strategy
+    from revsnn.bench.budget import budget_search
 
-    modes = [m for m in DEFAULT_MODES if not m.startswith("spikingjelly") or
-             spikingjelly_available()]
-    rows = budget_search(BUDGET_ARCH, modes, BUDGET_BYTES, T=BUDGET_T, batch=BUDGET_BATCH,
+    rows = budget_search(BUDGET_ARCH, strategy.defaults("budget", BUDGET_ARCH), BUDGET_BYTES, T=BUDGET_T, batch=BUDGET_BATCH,
                          image_size=32, dtype="float32", device="cpu",
                          on_row=lambda r: print(f"  largest {r['search']:<5} "
                                                 f"{r['label']:<26} {r['max_value']} "

@@ -92,6 +92,57 @@ def exclusive_measurement(poll_s: float = 1.0):
 
 
 # ---------------------------------------------------------------------------------------------
+# Measure and show
+# ---------------------------------------------------------------------------------------------
+
+def measure_and_show(kind: str, sweep, *, total: int, describe, columns, where: str,
+                     frame=None, what: str = "configurations"):
+    """Run a library sweep for the page of ``kind`` and make its rows the page's table.
+
+    ``sweep(on_row)`` is a library call that passes each finished row to ``on_row`` (failures are
+    rows too) and returns the rows (or a table). It runs under the measurement lock with a
+    progress bar (``describe(row)`` says what finished) and a live table of ``columns``; an
+    exception it raises is shown as a message, never a traceback. The rows are then saved as a
+    run of ``kind`` and shown on the page from now on, with how many of them failed. Returns the
+    table, or None when nothing was measured.
+    """
+    from revsnn.measure import to_frame
+
+    frame = frame or to_frame
+    rows: list = []
+    result = None
+    with exclusive_measurement():
+        bar = st.progress(0.0, text=f"{total} {what} to measure …")
+        live = st.empty()
+
+        def on_row(row):
+            rows.append(row)
+            bar.progress(min(len(rows) / max(total, 1), 1.0),
+                         text=f"{len(rows)} / {total}: {describe(row)}")
+            live.dataframe(frame(rows)[[c for c in columns if c in row]], hide_index=True)
+
+        try:
+            result = sweep(on_row)
+        except Exception as exc:  # noqa: BLE001 - failed cases are rows; this is the rest
+            st.error(f"Measurement stopped: {type(exc).__name__}: {exc}")
+        live.empty()
+    if not rows and isinstance(result, pd.DataFrame):
+        rows = result.to_dict("records")
+    if not rows:
+        return None
+    df = frame(rows)
+    path = data.save_run(kind, df)
+    set_table(kind, df, f"measured now on {where}, saved as {path.name}")
+    bad = data.failed_rows(df)
+    if len(bad):
+        st.error(f"{len(bad)} of {len(df)} {what} failed; they are listed in the table below "
+                 "with their status.")
+    st.success(f"Measured {len(df) - len(bad)} of {len(df)} {what}; saved as {path.name} "
+               "(reload it on the Results & export page).")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
 # Widget options and input parsing
 # ---------------------------------------------------------------------------------------------
 

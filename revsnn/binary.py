@@ -505,9 +505,9 @@ class BinaryReversibleLIF(SpikingNode):
             integer forward from V_0 = 0; stores neither R nor V_T). See NOTE [replay].
         on_drift: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` when the walk back disagrees.
 
-    After a call, ``last_state`` is V_T in grid units (``None`` after a training call with
-    ``reconstruct="replay"``, which keeps nothing per neuron) and ``last_shape`` the shape of one
-    step.
+    ``node(x, return_state=True)`` also returns V_T in grid units (``None`` after a training call
+    with ``reconstruct="replay"``, which keeps nothing per neuron), as every node of the protocol
+    returns its final state (NOTE [node protocol] in :mod:`revsnn.nodes.base`).
 
     >>> node = BinaryReversibleLIF()
     >>> node(torch.full((4, 1, 1), 1.5)).flatten().tolist()   # as LIF(v_reset=None): 0.75, 1.125 …
@@ -540,8 +540,6 @@ class BinaryReversibleLIF(SpikingNode):
         self.surrogate = surrogate or Sigmoid()
         self.backward_algorithm, self.on_drift = backward, on_drift
         self.reconstruct = reconstruct
-        self.last_state: Optional[torch.Tensor] = None
-        self.last_shape: Optional[tuple] = None
 
     def params(self) -> BinaryLIFParams:
         theta = round(self.v_threshold * 2 ** self.grid_bits)
@@ -635,16 +633,13 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
         z = _run_synapse(synapse, x)
         _check_range(z, p, "BinaryReversibleLIF")
         spikes, v = _reference_forward(z, p)
-        node.last_state = torch.round(v.detach() * 2 ** p.grid_bits).to(torch.int32)
-        node.last_shape = tuple(spikes.shape[1:])
-        return spikes, node.last_state
+        return spikes, torch.round(v.detach() * 2 ** p.grid_bits).to(torch.int32)
     params = [q for q in synapse.parameters() if q.requires_grad] if synapse is not None else []
     if not (torch.is_grad_enabled() and (x.requires_grad or params)):
         with torch.no_grad():
             z = _run_synapse(synapse, x)
             _check_range(z, p, "BinaryReversibleLIF")
             spikes, trace = _integer_forward(z, p)
-        node.last_state, node.last_shape = trace.v_final, tuple(spikes.shape[1:])
         _attach_packed(spikes, trace.spikes)
         return spikes, trace.v_final
     packed_in = None
@@ -657,11 +652,9 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
         rng_cpu, rng_cuda = capture_rng(x.device)
     spikes, packed, _, v = _BinaryLIFFunction.apply(x, packed_in, rng_cpu, rng_cuda, p, synapse,
                                                     node.reconstruct, node.on_drift, *params)
-    # replaying keeps nothing per neuron: do not hold V_T alive here either
-    node.last_state = v if node.reconstruct == "reverse" else None
-    node.last_shape = tuple(spikes.shape[1:])
     _attach_packed(spikes, packed)
-    return spikes, node.last_state
+    # replaying keeps nothing per neuron: do not hand out (and so keep alive) V_T either
+    return spikes, (v if node.reconstruct == "reverse" else None)
 
 
 class BinarySpikingUnit(nn.Module):

@@ -35,7 +35,7 @@ from torch import nn
 __all__ = [
     "COLUMNS", "SavedBytes", "saved_tensor_bytes", "Case", "measure_cases", "measure",
     "node_case", "measure_node", "measure_nodes", "node_factory", "to_frame", "device_name",
-    "is_oom", "parse_dtype", "parse_device", "environment",
+    "is_oom", "parse_dtype", "parse_device", "environment", "failure_row",
 ]
 
 COLUMNS = [
@@ -288,6 +288,16 @@ def _new_row(case: Case, repeats: int) -> dict:
     row.update(meta)
     row.update(device=str(case.device), device_name=device_name(case.device),
                torch_version=torch.__version__, repeats=repeats, status="ok", error="")
+    return row
+
+
+def failure_row(exc: BaseException, **meta) -> dict:
+    """A row (:data:`COLUMNS`) for a configuration that failed before it could be measured:
+    status ``"oom"`` or ``"error"`` and the exception as the error text; ``meta`` fills the
+    descriptive columns (kind, mode, label, arch, T, batch, dtype, device, …)."""
+    row = {c: math.nan for c in COLUMNS}
+    row.update(meta, status="oom" if is_oom(exc) else "error",
+               error=f"{type(exc).__name__}: {exc}"[:500])
     return row
 
 

@@ -90,7 +90,7 @@ from .surrogate import Sigmoid, Surrogate
 __all__ = [
     "ReversibleLIF", "RevLIFParams", "ReconstructionError", "BACKWARD_ALGORITHMS",
     "quantize", "rev_step", "rev_step_inverse", "rev_step_vjp", "default_grid_bits",
-    "decode_spike", "signal_drift",
+    "decode_spike", "signal_drift", "fused_walk", "revnet_walk",
 ]
 
 BACKWARD_ALGORITHMS = ("autograd", "revnet", "fused")
@@ -278,7 +278,7 @@ class _ReversibleLIFFunction(torch.autograd.Function):
         gy = torch.zeros_like(y) if gy is None else gy
         gv1 = torch.zeros_like(v1) if gv1 is None else gv1
         gv2 = torch.zeros_like(v2) if gv2 is None else gv2
-        walk = _fused_walk if ctx.algo == "fused" else _revnet_walk
+        walk = fused_walk if ctx.algo == "fused" else revnet_walk
         v1_T, v2_T = v1, v2
         gx, v1, v2, gv1, gv2, flips = walk(y, gy, v1, v2, gv1, gv2, p, cd, ctx.x_dtype)
         if ctx.on_drift != "ignore":
@@ -292,7 +292,7 @@ class _ReversibleLIFFunction(torch.autograd.Function):
         return gx, gv1, gv2, None, None, None, None
 
 
-def _revnet_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
+def revnet_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     """RevNet-style backward: reconstruct a step (E3.*), re-run it (E2.*) under autograd, grad."""
     gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
     c = y.shape[2] // 2
@@ -327,7 +327,7 @@ def _qmul(z: torch.Tensor, c: float, p: RevLIFParams) -> torch.Tensor:
     return torch.mul(z, c).mul_(1.0 / p.grid).round_().mul_(p.grid)
 
 
-def _fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
+def fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     """Fused backward: inversion (E3.*) and VJP (E4.*) in one pass, no graph, nothing recomputed.
 
     The same equations as :func:`rev_step_inverse` + :func:`rev_step_vjp`, written with in-place
@@ -420,6 +420,12 @@ class ReversibleLIF(SpikingNode):
     @property
     def kind(self) -> str:
         return f"ReversibleLIF ({self.backward_algorithm})"
+
+    @property
+    def fuses_bn(self) -> bool:
+        """Whether a BatchNorm before the node can be fused into it (:mod:`revsnn.models.bn_node`):
+        with the revnet and fused backward, which reconstruct the node's input."""
+        return self.backward_algorithm in ("fused", "revnet")
 
     def stored(self, dtype: torch.dtype) -> tuple:
         """Under autograd: H − θ of both groups per step (in the compute dtype). Reconstructing:

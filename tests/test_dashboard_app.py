@@ -273,8 +273,13 @@ def _fake_network(monkeypatch, behaviour):
                 on_row(r)
         return rows
 
+    from functools import partial
+
+    from revsnn.bench.network import network_sweep
+
     module = types.ModuleType("revsnn.bench.network")
     module.measure_network = measure_network
+    module.network_sweep = partial(network_sweep, measure=measure_network)
     monkeypatch.setitem(sys.modules, "revsnn.bench.network", module)
     return calls
 

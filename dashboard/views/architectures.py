@@ -9,7 +9,7 @@ update); the rows measured so far are kept and saved either way.
 import streamlit as st
 
 from dashboard import charts, data, export_ui, state
-from revsnn import measure, strategy
+from revsnn import measure
 
 KIND = "network"
 PROGRESS = "network_in_progress"  # {"done": k, "total": n, "device": label} while a run is open
@@ -24,10 +24,10 @@ st.caption(
     "BatchNorm into the node that follows it.")
 
 try:
-    from revsnn.bench.network import measure_network
+    from revsnn.bench.network import network_sweep
     from revsnn.models import MODELS
 except ImportError as exc:  # the network benchmark is optional while it is being written
-    measure_network, MODELS, missing = None, {}, str(exc)
+    network_sweep, MODELS, missing = None, {}, str(exc)
 else:
     missing = ""
 
@@ -60,11 +60,11 @@ with st.sidebar:
     st.header("Measure now")
     arch_names = list(MODELS)
     archs = st.multiselect("Architectures", arch_names, default=arch_names[:1],
-                           key="network_archs", disabled=measure_network is None)
-    modes_by_label = state.mode_options("network", archs) if measure_network else {}
+                           key="network_archs", disabled=network_sweep is None)
+    modes_by_label = state.mode_options("network", archs) if network_sweep else {}
     labels = st.multiselect("Modes", list(modes_by_label),
                             default=state.default_labels(modes_by_label, "network", archs),
-                            key="network_modes", disabled=measure_network is None,
+                            key="network_modes", disabled=network_sweep is None,
                             help="the presets that build at least one chosen architecture; each "
                                  "architecture is measured with those of them that build it")
     c1, c2 = st.columns(2)
@@ -82,7 +82,7 @@ with st.sidebar:
     device_label = st.selectbox("Device", list(devices), key="network_device")
     c1, c2 = st.columns(2)
     go_measure = c1.button("Measure now", type="primary", key="network_measure",
-                           disabled=measure_network is None, width="stretch")
+                           disabled=network_sweep is None, width="stretch")
     c2.button("Cancel", key="network_cancel_button", on_click=_request_cancel, width="stretch",
               help="stop after the configuration being measured")
 
@@ -108,35 +108,27 @@ if go_measure:
     except ValueError as exc:
         st.error(f"Cannot measure: {exc}")
     else:
-        configs = [(a, T, b) for a in archs for T in Ts for b in batches]
+        total = len(archs) * len(Ts) * len(batches)
         st.session_state["network_cancel"] = False
         st.session_state[ROWS] = []
-        st.session_state[PROGRESS] = {"done": 0, "total": len(configs), "device": device_label}
+        st.session_state[PROGRESS] = {"done": 0, "total": total, "device": device_label}
         with state.exclusive_measurement():
-            bar = st.progress(0.0, text=f"{len(configs)} configurations to measure …")
+            bar = st.progress(0.0, text=f"{total} configurations to measure …")
             live = st.empty()
-            for i, (arch, T, batch) in enumerate(configs):
-                if st.session_state.get("network_cancel"):
-                    break
-                bar.progress(i / len(configs),
-                             text=f"{i} / {len(configs)} done; measuring {arch} T={T} "
-                                  f"batch={batch} …")
-                fits = [m for m in modes if strategy.get(m).supports(arch)]
-                try:
-                    new = measure_network(arch, fits, T=T, batch=batch,
-                                          image_size=int(image_size),
-                                          num_classes=int(num_classes), dtype=dtype,
-                                          device=devices[device_label], repeats=int(repeats),
-                                          warmup=int(warmup))
-                except Exception as exc:  # noqa: BLE001 - a bad configuration becomes a row
-                    new = [{"kind": "network", "arch": arch, "T": T, "batch": batch,
-                            "mode": m, "label": next(lab for lab in labels
-                                                     if modes_by_label[lab] == m),
-                            "dtype": dtype, "device": devices[device_label], "status": "error",
-                            "error": f"{type(exc).__name__}: {exc}"[:500]} for m in fits]
-                st.session_state[ROWS] = st.session_state[ROWS] + list(new)
-                st.session_state[PROGRESS]["done"] = i + 1
+
+            def on_rows(new, done, total):
+                st.session_state[ROWS] = st.session_state[ROWS] + new
+                st.session_state[PROGRESS]["done"] = done
+                r = new[0] if new else {}
+                bar.progress(done / total, text=f"{done} / {total} done: {r.get('arch')} "
+                                                f"T={r.get('T')} batch={r.get('batch')}")
                 live.dataframe(measure.to_frame(st.session_state[ROWS]), hide_index=True)
+
+            network_sweep(archs, modes, Ts, batches, image_size=int(image_size),
+                          num_classes=int(num_classes), dtype=dtype,
+                          device=devices[device_label], repeats=int(repeats),
+                          warmup=int(warmup), on_rows=on_rows,
+                          stop=lambda: st.session_state.get("network_cancel", False))
             bar.progress(1.0, text="done")
             live.empty()
         if st.session_state.get("network_cancel"):

@@ -4,7 +4,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, export_ui, state
+from dashboard import charts, export_ui, state
 from revsnn.bench.report import human_bytes
 
 KIND = "budget"
@@ -73,33 +73,15 @@ if go_measure:
         st.error(f"Cannot measure: {exc}")
     else:
         modes = [modes_by_label[lab] for lab in labels]
-        total = len(modes) * len(searches)
-        rows = []
-        with state.exclusive_measurement():
-            bar = st.progress(0.0, text=f"{total} searches to run …")
-            live = st.empty()
-
-            def on_row(row):
-                rows.append(row)
-                bar.progress(len(rows) / total, text=f"{len(rows)} / {total}: largest "
-                             f"{row['search']} of {row['label']} = {row['max_value']}")
-                live.dataframe(pd.DataFrame(rows)[["search", "label", "max_value",
-                                                        "status"]], hide_index=True)
-
-            try:
-                budget.budget_search(arch, modes, int(budget_bytes), T=int(T) or 1,
-                                     batch=int(batch) or 1, searches=tuple(searches),
-                                     image_size=int(image_size), dtype=dtype,
-                                     device=devices[device_label], on_row=on_row)
-            except Exception as exc:  # noqa: BLE001 - shown as a message, never a traceback
-                st.error(f"Search stopped: {type(exc).__name__}: {exc}")
-            live.empty()
-        if rows:
-            df = pd.DataFrame(rows)
-            path = data.save_run(KIND, df)
-            state.set_table(KIND, df, f"measured now on {device_label}, saved as {path.name}")
-            st.success(f"Ran {len(df)} searches within {human_bytes(int(budget_bytes))}; saved "
-                       f"as {path.name}.")
+        state.measure_and_show(
+            KIND, lambda on_row: budget.budget_search(
+                arch, modes, int(budget_bytes), T=int(T) or 1, batch=int(batch) or 1,
+                searches=tuple(searches), image_size=int(image_size), dtype=dtype,
+                device=devices[device_label], on_row=on_row),
+            total=len(modes) * len(searches), where=device_label, frame=pd.DataFrame,
+            what=f"searches within {human_bytes(int(budget_bytes))}",
+            describe=lambda r: f"largest {r['search']} of {r['label']} = {r['max_value']}",
+            columns=["search", "label", "max_value", "status"])
 
 df, source = state.get_table(KIND)
 if df is None:

@@ -1,10 +1,10 @@
 """Page 4: does the reversible node reconstruct exactly? Drift and flipped spikes vs T and dtype."""
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, export_ui, state
-from revsnn import drift_table
-from revsnn.measure import parse_dtype
+from dashboard import charts, export_ui, state
+from revsnn.bench.drift import drift_rows
 
 KIND = "drift"
 
@@ -41,18 +41,11 @@ if go_measure:
     except (ValueError, RuntimeError) as exc:
         st.error(f"Cannot measure: {exc}")
     else:
-        with state.exclusive_measurement(), st.spinner("walking forward and back …"):
-            try:
-                df = drift_table(Ts=tuple(Ts), dtypes=tuple(parse_dtype(d) for d in dtypes),
-                                 sigma=float(sigma), batch=int(batch), channels=int(channels),
-                                 seed=int(seed))
-            except Exception as exc:  # noqa: BLE001 - shown as a message, never a traceback
-                df = None
-                st.error(f"Drift measurement failed: {type(exc).__name__}: {exc}")
-        if df is not None:
-            path = data.save_run(KIND, df)
-            state.set_table(KIND, df, f"measured now, saved as {path.name}")
-            st.success(f"Measured {len(df)} rows; saved as {path.name}.")
+        state.measure_and_show(
+            KIND, lambda on_row: drift_rows(Ts, dtypes, sigma=float(sigma), batch=int(batch),
+                                            channels=int(channels), seed=int(seed)),
+            total=2 * len(Ts) * len(dtypes), where="cpu", frame=pd.DataFrame, what="rows",
+            describe=lambda r: "", columns=[])
 
 df, source = state.get_table(KIND)
 if df is None:

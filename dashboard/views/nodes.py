@@ -49,37 +49,13 @@ if go_measure:
     except (ValueError, RuntimeError) as exc:
         st.error(f"Cannot measure: {exc}")
     else:
-        total = len(modes) * len(Ts) * len(batches)
-        with state.exclusive_measurement():
-            bar = st.progress(0.0, text=f"measuring {total} configurations …")
-            live = st.empty()
-
-            def on_row(row):
-                rows.append(row)
-                bar.progress(len(rows) / total,
-                             text=f"{len(rows)} / {total}: {row['label']} T={row['T']} "
-                                  f"batch={row['batch']} ({row['status']})")
-                live.dataframe(measure.to_frame(rows)[["label", "T", "batch", "saved_bytes",
-                                                       "bwd_ms", "status"]],
-                               hide_index=True)
-
-            try:
-                measure.measure_nodes(modes, Ts=Ts, batches=batches, neurons=int(neurons),
-                                      repeats=int(repeats), warmup=int(warmup), dtype=dtype,
-                                      device=device, on_row=on_row)
-            except Exception as exc:  # noqa: BLE001 - failed cases are rows; this is the rest
-                st.error(f"Measurement stopped: {type(exc).__name__}: {exc}")
-            live.empty()
-    if rows:
-        df = measure.to_frame(rows)
-        path = data.save_run(KIND, df)
-        state.set_table(KIND, df, f"measured now on {device_label}, saved as {path.name}")
-        bad = data.failed_rows(df)
-        if len(bad):
-            st.error(f"{len(bad)} of {len(df)} configurations failed; they are listed in the "
-                     "table below with their status.")
-        st.success(f"Measured {len(df) - len(bad)} of {len(df)} configurations; saved as "
-                   f"{path.name} (reload it on the Results & export page).")
+        state.measure_and_show(
+            KIND, lambda on_row: measure.measure_nodes(
+                modes, Ts=Ts, batches=batches, neurons=int(neurons), repeats=int(repeats),
+                warmup=int(warmup), dtype=dtype, device=device, on_row=on_row),
+            total=len(modes) * len(Ts) * len(batches), where=device_label,
+            describe=lambda r: f"{r['label']} T={r['T']} batch={r['batch']} ({r['status']})",
+            columns=["label", "T", "batch", "saved_bytes", "bwd_ms", "status"])
 
 df, source = state.get_table(KIND)
 if df is None:

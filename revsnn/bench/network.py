@@ -32,7 +32,7 @@ from ..measure import COLUMNS as _BASE_COLUMNS
 from .report import failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, is_missing, \
     is_ok, safe_ratio
 
-__all__ = ["measure_network", "network_case", "add_ratios",
+__all__ = ["measure_network", "network_sweep", "network_case", "add_ratios",
            "format_network_table", "COLUMNS", "LEGEND"]
 
 EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "saved_ratio", "act_ratio",
@@ -161,6 +161,39 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
     if on_row is not None:
         for r in rows:
             on_row(r)
+    return rows
+
+
+def network_sweep(archs: Sequence[str], modes: Sequence, Ts: Sequence[int],
+                  batches: Sequence[int], *, on_rows=None, stop=None, measure=None,
+                  **kw) -> list:
+    """:func:`measure_network` over every (arch, T, batch), each architecture with those of
+    ``modes`` that build it; one row per mode and configuration.
+
+    ``on_rows(rows, done, total)`` is called after each configuration with its rows; ``stop()``
+    is checked before each one (True ends the sweep early). A configuration that raises becomes
+    one error row per mode. ``measure`` replaces :func:`measure_network` (same signature).
+    """
+    from .. import strategy
+    from ..measure import failure_row
+
+    measure = measure or measure_network
+    configs = [(a, T, b) for a in archs for T in Ts for b in batches]
+    rows: list = []
+    for i, (arch, T, batch) in enumerate(configs):
+        if stop is not None and stop():
+            break
+        fits = [strategy.get(m) for m in modes if strategy.get(m).supports(arch)]
+        names = [p.name for p in fits]
+        try:
+            new = measure(arch, names, T=T, batch=batch, **kw)
+        except Exception as exc:  # noqa: BLE001 - a configuration that fails is rows
+            new = [failure_row(exc, kind="network", arch=arch, T=T, batch=batch, mode=p.name,
+                               label=p.label, dtype=kw.get("dtype", "float32"),
+                               device=str(kw.get("device", "cpu"))) for p in fits]
+        rows += list(new)
+        if on_rows is not None:
+            on_rows(list(new), i + 1, len(configs))
     return rows
 
 

@@ -56,10 +56,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..reversible import ReconstructionError, ReversibleLIF, quantize
-# The node's backward walks are shared, not copied (one backward per algorithm). They are private
-# to revsnn.reversible; see the report of this module's author for the request to export them.
-from ..reversible import _fused_walk, _revnet_walk
+from ..nodes.base import check_drift
+# The node's backward walks are shared with the node, not copied (one backward per algorithm).
+from ..reversible import (DRIFT_CAUSE, ReversibleLIF, decode_spike, fused_walk, quantize,
+                          revnet_walk)
 
 __all__ = [
     "BNNodeFunction", "apply_bn_node", "can_fuse", "residual_bits", "residual_step",
@@ -123,7 +123,8 @@ def decode_residual(code: torch.Tensor, grid: float, bits: int, dtype: torch.dty
 def decode_node_input(y: torch.Tensor, node: ReversibleLIF) -> torch.Tensor:
     """q(X) from the reversible node's output Y, elementwise (E3.1): S = odd(Y/(δ/2)), X̄ = Y − ϑS.
 
-    Y/δ = n + S/2 for an integer n, so S = 2·|frac(Y/δ)|; every step is exact.
+    Y/δ = n + S/2 for an integer n, so S = 2·|frac(Y/δ)| (:func:`revsnn.reversible.decode_spike`);
+    every step is exact.
 
     >>> node = ReversibleLIF()
     >>> x = torch.randn(6, 2, 4)
@@ -131,8 +132,8 @@ def decode_node_input(y: torch.Tensor, node: ReversibleLIF) -> torch.Tensor:
     True
     """
     p = node.params(y.dtype)
-    half_s = torch.mul(y, 1.0 / p.grid).frac_().abs_()              # S/2
-    return torch.add(y, half_s, alpha=-2.0 * p.spike_scale, out=half_s)
+    s = decode_spike(y, p.grid)                                      # (E3.1)
+    return torch.add(y, s, alpha=-p.spike_scale, out=s)
 
 
 def bn_normalized_from_output(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -157,14 +158,14 @@ def bn_normalized_from_output(z: torch.Tensor, weight: torch.Tensor, bias: torch
 def can_fuse(bn: nn.Module, node: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``bn → node`` on ``x`` can run as one :class:`BNNodeFunction`.
 
-    Needs an affine 2-d/1-d BatchNorm, a :class:`ReversibleLIF` whose backward is ``fused`` or
-    ``revnet`` (under ``autograd`` everything is stored anyway) and fp32/fp64. ``SyncBatchNorm`` is
-    never fused: the fused unit computes per-process statistics and would bypass the sync.
+    Needs an affine 2-d/1-d BatchNorm, a node that says it fuses (``node.fuses_bn``: a
+    :class:`ReversibleLIF` whose backward is ``fused`` or ``revnet``; under ``autograd`` everything
+    is stored anyway) and fp32/fp64. ``SyncBatchNorm`` is never fused: the fused unit computes
+    per-process statistics and would bypass the sync.
     """
     return (isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.affine
             and not isinstance(bn, nn.SyncBatchNorm)
-            and isinstance(node, ReversibleLIF) and node.backward_algorithm in ("fused", "revnet")
-            and x.dtype in RESIDUAL_TOLERANCE)
+            and getattr(node, "fuses_bn", False) and x.dtype in RESIDUAL_TOLERANCE)
 
 
 def _bn_call(bn: nn.modules.batchnorm._BatchNorm):
@@ -252,7 +253,7 @@ class BNNodeFunction(torch.autograd.Function):
         p, cd = node.params(y.dtype), node.compute_dtype(y.dtype)
         if gy is None:
             gy = torch.zeros_like(y)
-        walk = _fused_walk if node.backward_algorithm == "fused" else _revnet_walk
+        walk = fused_walk if node.backward_algorithm == "fused" else revnet_walk
         zeros = torch.zeros_like(v1)
         gz, v1_0, v2_0, _, _, flips = walk(y, gy, v1, v2, zeros, zeros.clone(), p, cd, y.dtype)
         del gy
@@ -307,17 +308,9 @@ def _check_drift(flips, v1_0, v2_0, on_drift: str) -> None:
     every sequence from rest) with no flipped spike decision (when the walk counts them)."""
     if on_drift == "ignore":
         return
-    err = float(torch.maximum(v1_0.abs().max(), v2_0.abs().max()))
-    n_flips = 0 if flips is None else int(flips)
-    if n_flips == 0 and err == 0.0:
-        return
-    msg = (f"BN+ReversibleLIF backward: reconstruction disagrees with the forward ({n_flips} "
-           f"flipped spike decisions counted, max |V(t=0) error| = {err:.3g}); the saved output "
-           f"was modified or values left the exact range of the dtype")
-    if on_drift == "raise":
-        raise ReconstructionError(msg)
-    import warnings
-    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    check_drift("BN+ReversibleLIF", on_drift, flips=0 if flips is None else int(flips),
+                state_error=float(torch.maximum(v1_0.abs().max(), v2_0.abs().max())),
+                cause=DRIFT_CAUSE)
 
 
 def apply_bn_node(x: torch.Tensor, bn: nn.Module, node: nn.Module, T: int,

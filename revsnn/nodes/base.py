@@ -18,7 +18,8 @@ A spiking node is a :class:`SpikingNode`, an ``nn.Module`` over a time-first seq
   keeping lists of node types.
 - ``HYPERPARAMETERS``: the constructor keywords it shares with the other families, so one set of
   hyperparameters configures every strategy (:func:`revsnn.make_node`).
-- ``kind``: its name in memory tables.
+- ``kind``: its name in memory tables; ``fuses_bn``: whether a BatchNorm before it can be fused
+  into it (:mod:`revsnn.models.bn_node`).
 
 Shared by the nodes: input checks (:func:`check_sequence`), the drift guard (:func:`check_drift`,
 :class:`ReconstructionError`), straight-through rounding (:func:`straight_through`) and the
@@ -71,6 +72,7 @@ class SpikingNode(nn.Module):
 
     HYPERPARAMETERS: frozenset = frozenset()
     invertible: bool = False
+    fuses_bn: bool = False
 
     @property
     def kind(self) -> str:
