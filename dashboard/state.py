@@ -48,6 +48,17 @@ def _default_source(kind: str, df) -> str:
     return f"shipped defaults (data/results/defaults/{kind}.csv{on}){timed}"
 
 
+def shown_table(kind: str, empty: str) -> pd.DataFrame:
+    """The table the page of ``kind`` shows, with a caption naming its source; without one, say
+    ``empty`` (how to make one) and end the page there."""
+    df, source = get_table(kind)
+    if df is None:
+        st.info(empty)
+        st.stop()
+    st.caption(f"Showing: {source}")
+    return df
+
+
 def set_table(kind: str, df: pd.DataFrame, source: str) -> None:
     st.session_state.setdefault("tables", {})[kind] = (df, source)
 

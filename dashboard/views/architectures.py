@@ -137,12 +137,8 @@ if go_measure:
             _finish("Measured", level=st.success)
         st.session_state["network_cancel"] = False
 
-df, source = state.get_table(KIND)
-if df is None:
-    st.info("No network table yet" + ("" if missing else ": choose architectures and press "
-                                      "*Measure now* in the sidebar") + ".")
-    st.stop()
-st.caption(f"Showing: {source}")
+df = state.shown_table(KIND, "No network table yet" + (
+    "" if missing else ": choose architectures and press *Measure now* in the sidebar") + ".")
 
 bad = data.failed_rows(df)
 if len(bad):

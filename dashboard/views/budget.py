@@ -83,12 +83,8 @@ if go_measure:
             describe=lambda r: f"largest {r['search']} of {r['label']} = {r['max_value']}",
             columns=["search", "label", "max_value", "status"])
 
-df, source = state.get_table(KIND)
-if df is None:
-    st.info("No budget table yet" + ("" if missing else ": choose a budget and press "
-                                     "*Measure now* in the sidebar") + ".")
-    st.stop()
-st.caption(f"Showing: {source}")
+df = state.shown_table(KIND, "No budget table yet" + (
+    "" if missing else ": choose a budget and press *Measure now* in the sidebar") + ".")
 
 # a mode that does not fit even at batch 1 / T = 1, or that failed, is named here
 for _, r in df.iterrows():

@@ -47,12 +47,8 @@ if go_measure:
             total=2 * len(Ts) * len(dtypes), where="cpu", frame=pd.DataFrame, what="rows",
             describe=lambda r: "", columns=[])
 
-df, source = state.get_table(KIND)
-if df is None:
-    st.info("No drift table yet: press *Measure now* in the sidebar, or run "
-            "`python -m revsnn drift --out data/results/defaults/drift.csv`.")
-    st.stop()
-st.caption(f"Showing: {source}")
+df = state.shown_table(KIND, "No drift table yet: press *Measure now* in the sidebar, or run "
+                            "`python -m revsnn drift --out data/results/defaults/drift.csv`.")
 
 rev = df[df["node"] == "ReversibleLIF"]
 if len(rev):

@@ -57,12 +57,8 @@ if go_measure:
             describe=lambda r: f"{r['label']} T={r['T']} batch={r['batch']} ({r['status']})",
             columns=["label", "T", "batch", "saved_bytes", "bwd_ms", "status"])
 
-df, source = state.get_table(KIND)
-if df is None:
-    st.info("No node table yet: use *Measure now* in the sidebar, or run "
-            "`python -m revsnn bench nodes --out data/results/defaults/nodes.csv`.")
-    st.stop()
-st.caption(f"Showing: {source}")
+df = state.shown_table(KIND, "No node table yet: use *Measure now* in the sidebar, or run "
+                            "`python -m revsnn bench nodes --out data/results/defaults/nodes.csv`.")
 
 c1, c2, c3, c4 = st.columns(4)
 x = c1.radio("x axis", ["T", "batch"], horizontal=True, key="nodes_x")

@@ -7,24 +7,20 @@ import argparse
 
 from ..bench.beyond import ARCHS, default_cases, depth_sweep, format_depth_sweep, run_beyond
 from ..bench.report import echo, write_rows
-from .options import (UsageError, add_device_argument, add_output_arguments, add_timing_arguments,
-                      check_timing_arguments, output_path, positive_int, resolve_device)
+from .options import (UsageError, add_device_argument, add_network_arguments, add_output_arguments,
+                      add_timing_arguments, check_timing_arguments, output_path, positive_int,
+                      resolve_device)
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=ARCHS, default="vgg11",
-                        help="architecture (default: vgg11)")
-    parser.add_argument("--T", type=positive_int, default=8, help="timesteps (default: 8)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    parser.add_argument("--size", type=positive_int, default=32,
-                        help="image side, 3 channels (default: 32)")
+    add_network_arguments(parser, ARCHS)
     parser.add_argument("--width", type=positive_int, default=32,
                         help="base width of revresnet* (default: 32)")
     parser.add_argument("--depth-sweep", action="store_true",
                         help="instead: saved bytes of revresnet_s/m/l, reversible vs plain "
-                             "(forward only; uses --T --batch --size --width)")
+                             "(forward only; uses --T --batch --image-size --width)")
     parser.add_argument("--with-fused", action="store_true",
                         help="also measure the zoo network with ReversibleLIF (fused backward)")
     parser.add_argument("--no-memopt", dest="memopt", action="store_false",
@@ -47,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.depth_sweep:
         if args.width % 2:
             raise UsageError(f"--width must be even, got {args.width}")
-        rows = depth_sweep(T=args.T, batch=args.batch, size=args.size, width=args.width,
+        rows = depth_sweep(T=args.T, batch=args.batch, size=args.image_size, width=args.width,
                            device=device)
         echo(format_depth_sweep(rows), quiet=args.quiet)
         if out is not None:
@@ -58,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         echo("SpikingJelly is not installed: measuring ours only (pip install --no-deps "
              "spikingjelly==2.0.0 numpy 'loguru>=0.7,<1')", quiet=args.quiet)
     cases = default_cases(args.arch, memopt=args.memopt, fused=args.with_fused)
-    run_beyond(args.arch, cases=cases, T=args.T, batch=args.batch, size=args.size,
+    run_beyond(args.arch, cases=cases, T=args.T, batch=args.batch, size=args.image_size,
                width=args.width, device=device, repeats=args.repeats, warmup=args.warmup,
                track_memory=args.track_memory, out=out, quiet=args.quiet)
     return 0

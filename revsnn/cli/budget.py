@@ -8,7 +8,7 @@ import argparse
 from ..bench.budget import COLUMNS, budget_search, format_budget_table, parse_bytes
 from ..bench.report import echo, human_bytes, write_rows
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
-                      add_output_arguments, output_path, parse_modes, positive_int,
+                      add_network_arguments, add_output_arguments, output_path, parse_modes, positive_int,
                       resolve_device)
 
 __all__ = ["add_arguments", "run"]
@@ -19,16 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--budget", default="2GiB",
                         help="memory budget, e.g. 8GiB, 512MiB, 2GB (default: 2GiB)")
-    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
-                        help="zoo architecture (default: vgg11)")
-    parser.add_argument("--T", type=positive_int, default=8,
-                        help="timesteps for the batch search (default: 8)")
-    parser.add_argument("--batch", type=positive_int, default=16,
-                        help="batch for the T search (default: 16)")
+    add_network_arguments(parser, MODELS)     # --T: of the batch search; --batch: of the T search
     parser.add_argument("--search", nargs="+", choices=("batch", "T"), default=["batch", "T"],
-                        help="what to maximise (default: batch T)")
-    parser.add_argument("--image-size", type=positive_int, default=32,
-                        help="input height = width (default: 32)")
+                        help="what to maximise: the batch at --T, T at --batch (default: batch T)")
     parser.add_argument("--num-classes", type=positive_int, default=10)
     add_dtype_argument(parser, multiple=False)
     add_device_argument(parser)

@@ -8,7 +8,7 @@ import argparse
 from ..bench.network import COLUMNS, LEGEND, format_network_table, measure_network
 from ..bench.report import echo, write_rows
 from .options import (add_device_argument, add_dtype_argument, add_modes_argument,
-                      add_output_arguments, add_timing_arguments, check_timing_arguments,
+                      add_network_arguments, add_output_arguments, add_timing_arguments, check_timing_arguments,
                       output_path, parse_modes, positive_int, resolve_device)
 
 __all__ = ["add_arguments", "run"]
@@ -17,12 +17,7 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models import MODELS
 
-    parser.add_argument("--arch", default="vgg11", choices=list(MODELS),
-                        help="zoo architecture (default: vgg11)")
-    parser.add_argument("--T", type=positive_int, default=8, help="timesteps (default: 8)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    parser.add_argument("--image-size", type=positive_int, default=32,
-                        help="input height = width (default: 32)")
+    add_network_arguments(parser, MODELS)
     parser.add_argument("--num-classes", type=positive_int, default=10,
                         help="classes of the classifier (default: 10)")
     parser.add_argument("--in-channels", type=positive_int, default=None,

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 __all__ = [
     "UsageError", "positive_int", "add_device_argument", "resolve_device", "add_dtype_argument",
     "add_output_arguments", "output_path", "add_timing_arguments", "check_timing_arguments",
-    "add_modes_argument", "parse_modes", "DTYPE_CHOICES",
+    "add_modes_argument", "add_network_arguments", "parse_modes", "DTYPE_CHOICES",
 ]
 
 DTYPE_CHOICES = ("float32", "float64", "bfloat16", "float16")
@@ -92,6 +92,19 @@ def check_timing_arguments(args: argparse.Namespace) -> None:
     """:class:`UsageError` for a negative ``--warmup``."""
     if args.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+
+
+def add_network_arguments(parser: argparse.ArgumentParser, archs, *, T: int = 8,
+                          batch: int = 16) -> None:
+    """``--arch`` (one of ``archs``), ``--T``, ``--batch`` and ``--image-size`` (alias ``--size``)
+    of the commands that measure whole networks."""
+    parser.add_argument("--arch", default="vgg11", choices=list(archs),
+                        help="zoo architecture (default: vgg11)")
+    parser.add_argument("--T", type=positive_int, default=T, help=f"timesteps (default: {T})")
+    parser.add_argument("--batch", type=positive_int, default=batch,
+                        help=f"batch size (default: {batch})")
+    parser.add_argument("--image-size", "--size", dest="image_size", type=positive_int,
+                        default=32, help="input height = width (default: 32)")
 
 
 def add_modes_argument(parser: argparse.ArgumentParser, command: str) -> None:
