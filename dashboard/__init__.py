@@ -7,6 +7,6 @@
 - ``export_ui.py``: download buttons (PNG, SVG, PDF, HTML, CSV) over :mod:`revsnn.export`.
 - ``make_defaults.py``: regenerates the shipped tables in ``data/results/defaults/``.
 
-Measurements and exports are library calls (:mod:`revsnn.measure`, :mod:`revsnn.bench`,
+Measurements and exports are library calls (:mod:`revsnn.analysis.measure`, :mod:`revsnn.bench`,
 :mod:`revsnn.export`); the dashboard only collects input, shows progress and draws results.
 """

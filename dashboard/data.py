@@ -1,7 +1,7 @@
 """Tables the dashboard shows: the shipped defaults, saved runs, and their reshaping for charts.
 
 A *kind* names a table and the page that shows it: ``nodes`` (rows of
-:func:`revsnn.measure.measure_nodes`), ``network`` (:func:`revsnn.bench.network.measure_network`),
+:func:`revsnn.analysis.measure.measure_nodes`), ``network`` (:func:`revsnn.bench.network.measure_network`),
 ``budget`` (:mod:`revsnn.bench.budget`) and ``drift`` (:func:`revsnn.drift_table`).
 
 - Shipped defaults: ``data/results/defaults/<kind>.csv`` (regenerate with

@@ -6,8 +6,8 @@
 Sizes are small on purpose (a 2-core CPU makes them in a few minutes); the dashboard's *Measure
 now* and ``python -m revsnn bench …`` measure larger ones. Every table is made by the library:
 
-- ``nodes.csv``: :func:`revsnn.measure.measure_nodes`, rows with the columns of
-  :data:`revsnn.measure.COLUMNS` (bytes in B, times in ms).
+- ``nodes.csv``: :func:`revsnn.analysis.measure.measure_nodes`, rows with the columns of
+  :data:`revsnn.analysis.measure.COLUMNS` (bytes in B, times in ms).
 - ``drift.csv``: :func:`revsnn.drift_table` (errors in the dtype's units; ``flipped_spikes`` is -1
   where not counted, for the naive coupling).
 - ``network.csv``: :func:`revsnn.bench.network.measure_network` rows (the node columns plus
@@ -36,7 +36,7 @@ NODE_NEURONS = 1024
 
 def make_nodes():
     from revsnn import strategy
-    from revsnn.measure import measure_nodes, to_frame
+    from revsnn.analysis.measure import measure_nodes, to_frame
 
     rows = measure_nodes(strategy.defaults("nodes"), Ts=NODE_T, batches=NODE_BATCH, neurons=NODE_NEURONS, repeats=7,
                          warmup=1, on_row=lambda r: print(f"  {r['label']:<26} T={r['T']:<3} "

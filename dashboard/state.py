@@ -117,7 +117,7 @@ def measure_and_show(kind: str, sweep, *, total: int, describe, columns, where: 
     run of ``kind`` and shown on the page from now on, with how many of them failed. Returns the
     table, or None when nothing was measured.
     """
-    from revsnn.measure import to_frame
+    from revsnn.analysis.measure import to_frame
 
     frame = frame or to_frame
     rows: list = []
@@ -213,7 +213,7 @@ def check_node_input(modes, neurons: int, dtype: str, device: str) -> None:
     for ReversibleLIF, which splits them into two groups)."""
     import torch
 
-    from revsnn.measure import node_factory, parse_dtype
+    from revsnn.analysis.measure import node_factory, parse_dtype
 
     tdtype = parse_dtype(dtype)
     for mode in modes:

@@ -17,7 +17,7 @@
 # # 01 · The LIF neuron, and why backpropagation through time needs memory that grows with T
 #
 # This notebook writes down the discrete leaky integrate-and-fire (LIF) neuron that SpikingJelly,
-# snnTorch and Norse implement, checks every equation against `revsnn.neuron`, lets you play with
+# snnTorch and Norse implement, checks every equation against `revsnn.nodes.lif`, lets you play with
 # its trajectories, and then counts, byte by byte, what autograd keeps for the backward pass.
 # The count is the problem the rest of the series solves: plain backpropagation through time (BPTT)
 # stores a fixed number of bytes per neuron **per time step**, so memory grows linearly with the
@@ -41,7 +41,7 @@ from IPython.display import display
 import revsnn
 from revsnn import LIF, IF, LIFParams, MemoryMode, lif_step, if_step, make_node
 from revsnn.export import export_all, slugify
-from revsnn.measure import saved_tensor_bytes
+from revsnn.analysis.measure import saved_tensor_bytes
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
 torch.manual_seed(0)
@@ -52,7 +52,7 @@ print("revsnn", revsnn.__version__, "| torch", torch.__version__, "| small run:"
 #
 # A layer of N neurons receives an input current X[t] (shape `[B, N]` at each step t). Each neuron
 # has a membrane potential V. One step of the LIF neuron is *charge → fire → reset*
-# (labels as in `revsnn/neuron.py`):
+# (labels as in `revsnn/functional/lif.py`):
 #
 # | label | step | equation |
 # |---|---|---|
@@ -231,7 +231,7 @@ print("firing rate vs input scale:", np.round(rates, 3))
 #
 # **12 bytes per neuron-step** with the hard reset. The soft reset (E1.6), `H − S·V_th`, multiplies by
 # a number only, so it saves **4 bytes**. Nothing is freed until the backward pass, so the total is
-# bytes/step × T × B × N. `revsnn.measure.saved_tensor_bytes` counts exactly this with
+# bytes/step × T × B × N. `revsnn.analysis.measure.saved_tensor_bytes` counts exactly this with
 # `torch.autograd.graph.saved_tensors_hooks` (deduplicated by storage).
 
 # %%

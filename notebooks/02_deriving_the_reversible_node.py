@@ -19,8 +19,8 @@
 # Notebook 01 showed that BPTT through a LIF node stores 12 bytes per neuron-step. A *reversible*
 # node stores nothing per step: during the backward pass it rebuilds every input and membrane from
 # its outputs, walking back in time. This notebook derives such a node from the LIF equations, one
-# equation at a time, and checks each step against `revsnn.reversible` (labels (E2.x), (E3.x) as in
-# the NOTE blocks of `revsnn/reversible.py`).
+# equation at a time, and checks each step against `revsnn.functional.reversible` (labels (E2.x), (E3.x) as in
+# the NOTE blocks of `revsnn/functional/reversible.py`).
 #
 # The plan:
 #
@@ -48,8 +48,9 @@ from IPython.display import display
 import revsnn
 from revsnn import ReversibleLIF, check_invertible, drift_table
 from revsnn.export import export_all, slugify
-from revsnn.invertibility import naive_coupling_drift
-from revsnn.reversible import quantize, rev_step, rev_step_inverse
+from revsnn.analysis.invertibility import naive_coupling_drift
+from revsnn.functional.quantize import quantize
+from revsnn.functional.reversible import rev_step, rev_step_inverse
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
 torch.manual_seed(0)

@@ -18,7 +18,7 @@
 #
 # The reversible node of notebook 02 keeps only its output and final membranes. Its backward walks
 # t = T−1 … 0, reconstructing each step from the one after it. Two ways to get the gradients of a
-# reconstructed step (NOTE [backward algorithms] in `revsnn/reversible.py`):
+# reconstructed step (NOTE [backward algorithms] in `revsnn/functional/reversible.py`):
 #
 # - **RevNet-style** (`backward="revnet"`, as in RevNet, memcnn, revlib): invert the step (E3.*), then
 #   *run it forward again under autograd* (E2.*) and call `torch.autograd.grad`. Every step is
@@ -48,8 +48,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import revsnn
 from revsnn import MemoryMode, ReversibleLIF
 from revsnn.export import export_all, slugify
-from revsnn.measure import measure_nodes, saved_tensor_bytes, to_frame
-from revsnn.reversible import quantize, rev_step, rev_step_vjp
+from revsnn.analysis.measure import measure_nodes, saved_tensor_bytes, to_frame
+from revsnn.functional.quantize import quantize
+from revsnn.functional.reversible import rev_step, rev_step_vjp
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
 torch.manual_seed(0)
@@ -347,7 +348,7 @@ display(ops_ui)
 # %% [markdown]
 # ## 5. Timing, side by side
 #
-# `revsnn.measure.measure_nodes` builds both nodes through `MemoryMode` and times them round-robin
+# `revsnn.analysis.measure.measure_nodes` builds both nodes through `MemoryMode` and times them round-robin
 # (every repetition runs each mode once, in turn) so that machine noise affects both alike; only
 # the *ratio* measured in one run is meaningful. Memory is the same for both: the backward
 # algorithm does not change what the forward saves.

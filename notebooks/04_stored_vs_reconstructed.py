@@ -18,7 +18,7 @@
 #
 # The reviewers of the seed paper asked: *the convolution's weight is not invertible, so what does
 # a reversible node actually save in a network?* This notebook answers with numbers. It uses the
-# analytic model `revsnn.memory_model.predict_saved_bytes`, which lists, layer by layer, every tensor
+# analytic model `revsnn.analysis.memory_model.predict_saved_bytes`, which lists, layer by layer, every tensor
 # autograd keeps for the backward pass in each `MemoryMode`, and compares its totals, to the byte,
 # with what saved-tensor hooks count on a real spiking VGG-11 from `revsnn.models`.
 #
@@ -46,8 +46,8 @@ from IPython.display import display
 import revsnn
 from revsnn import MemoryMode
 from revsnn.export import export_all, slugify
-from revsnn.measure import saved_tensor_bytes
-from revsnn.memory_model import layer_table, predict_saved_bytes, predict_total
+from revsnn.analysis.measure import saved_tensor_bytes
+from revsnn.analysis.memory_model import layer_table, predict_saved_bytes, predict_total
 from revsnn.models import build
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
@@ -84,7 +84,7 @@ print({m.value: df.attrs["total_bytes"] for m, df in tensors.items()})
 # ## 2. Model vs measurement
 #
 # Run one forward of each of the networks built above (one per mode, same weights) on a batch
-# under `revsnn.measure.saved_tensor_bytes` (parameters and buffers excluded), and compare the
+# under `revsnn.analysis.measure.saved_tensor_bytes` (parameters and buffers excluded), and compare the
 # count with the model's total. They must agree exactly.
 
 # %%

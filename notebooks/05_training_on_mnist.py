@@ -19,7 +19,7 @@
 # The same small spiking ConvNet (`revsnn.models`, `"convnet"`: two conv → BN → node blocks with
 # max pooling and a linear readout) is trained on real MNIST digits with `revsnn.training.train`, once
 # with standard LIF nodes under BPTT and once with reversible nodes and the fused backward. We
-# compare accuracy and the memory saved for backward (predicted by `revsnn.memory_model` and
+# compare accuracy and the memory saved for backward (predicted by `revsnn.analysis.memory_model` and
 # measured with saved-tensor hooks), and check that the memory trick changes nothing in training:
 # the reversible node trained with its fused backward follows, step for step, the same node
 # trained with plain autograd.
@@ -46,8 +46,8 @@ import revsnn
 from revsnn import MemoryMode
 from revsnn.data import dataset_info, load_dataset
 from revsnn.export import export_all, slugify
-from revsnn.measure import saved_tensor_bytes
-from revsnn.memory_model import predict_total
+from revsnn.analysis.measure import saved_tensor_bytes
+from revsnn.analysis.memory_model import predict_total
 from revsnn.training import TrainConfig, train
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
@@ -155,7 +155,7 @@ display(curves_ui)
 # ## 3. Memory side by side
 #
 # For each trained model: the bytes saved for backward on one training batch, predicted per layer
-# by `revsnn.memory_model` and measured with saved-tensor hooks. They must agree exactly.
+# by `revsnn.analysis.memory_model` and measured with saved-tensor hooks. They must agree exactly.
 
 # %%
 T, B = RUN["T"], RUN["batch"]

@@ -21,10 +21,10 @@
 # their inputs, so memory still grows with depth; (2) the node's output is real-valued (Y = X̄ + ϑS),
 # not a binary spike. This notebook covers the two extensions in the library:
 #
-# - **reversible blocks** (`revsnn.blocks`, RevSNN-style, equations (E7.x)): couple whole
+# - **reversible blocks** (`revsnn.layers.reversible`, RevSNN-style, equations (E7.x)): couple whole
 #   conv → BN → node sub-blocks additively, so a stack of blocks stores only its output, whatever
 #   its depth;
-# - **an exact binary-spike LIF** (`revsnn.binary`, equations (E5.x) forward, (E6.x) inverse and
+# - **an exact binary-spike LIF** (`revsnn.functional.binary`, equations (E5.x) forward, (E6.x) inverse and
 #   backward): the standard soft-reset LIF on an integer membrane, which emits true {0, 1} spikes and
 #   stores 2 bits per neuron-step to be inverted bit-exactly.
 
@@ -44,13 +44,14 @@ from torch.testing import assert_close
 
 import revsnn
 from revsnn import LIFParams, lif_step
-from revsnn.binary import (BinaryReversibleLIF, BinarySpikingUnit, binary_membranes, binary_step,
-                           binary_step_inverse)
-from revsnn.blocks import RevBlock, RevSequence, reconstruction_error
+from revsnn.functional.binary import binary_membranes, binary_step, binary_step_inverse
+from revsnn.layers.units import BinarySpikingUnit
+from revsnn.nodes.binary import BinaryReversibleLIF
+from revsnn.layers.reversible import RevBlock, RevSequence, reconstruction_error
 from revsnn.export import export_all, slugify
-from revsnn.measure import saved_tensor_bytes
+from revsnn.analysis.measure import saved_tensor_bytes
 from revsnn.models import ConvBNNode
-from revsnn.reversible import quantize
+from revsnn.functional.quantize import quantize
 
 SMALL = os.environ.get("REVSNN_SMALL") == "1"
 print("revsnn", revsnn.__version__, "| small run:", SMALL)

@@ -59,7 +59,8 @@ BASELINES = ("none", "spikingjelly", "memopt")
 after SpikingJelly's ``memopt.optimize_memory``."""
 BLOCKS = ("plain", "reversible")
 """``reversible``: the residual stages of a reversible-block ResNet run as reversible stacks that
-store only their outputs (:class:`~revsnn.blocks.RevSequence`); ``plain``: ordinary autograd."""
+store only their outputs (:class:`~revsnn.layers.reversible.RevSequence`); ``plain``: ordinary
+autograd."""
 
 COMMANDS = ("nodes", "network", "budget", "train")
 """Where a preset can be offered: ``nodes`` (a standalone node), ``network`` and ``budget`` (one
@@ -372,9 +373,9 @@ def _node_for(strategy: Strategy, **node_kwargs) -> nn.Module:
     """A node for ``strategy`` from one set of hyperparameters; those its family does not have are
     ignored (``v_reset`` for the reversible node, ``coupling`` for LIF). The choice of blocks is a
     network's, not the node's."""
-    from .binary import BinaryReversibleLIF
-    from .neuron import LIF, Checkpointed
-    from .reversible import ReversibleLIF
+    from .nodes.binary import BinaryReversibleLIF
+    from .nodes.lif import LIF, Checkpointed
+    from .nodes.reversible import ReversibleLIF
 
     families = (LIF, ReversibleLIF, BinaryReversibleLIF)
     known = set().union(*(cls.HYPERPARAMETERS for cls in families))
@@ -390,7 +391,7 @@ def _node_for(strategy: Strategy, **node_kwargs) -> nn.Module:
         return {k: v for k, v in node_kwargs.items() if k in cls.HYPERPARAMETERS}
 
     if strategy.uses_spikingjelly:
-        from .baselines import SpikingJellyLIF
+        from .nodes.spikingjelly import SpikingJellyLIF
         return SpikingJellyLIF(**take(LIF))
     if strategy.node == "binary":
         kw = take(BinaryReversibleLIF)
@@ -443,8 +444,8 @@ class MemoryMode(str, enum.Enum):
     network every conv-BN-node layer is a :class:`~revsnn.BinarySpikingUnit` that recomputes its
     synapse instead of storing its input."""
     REVERSIBLE_BLOCKS = "blocks"
-    """Network level: RevNet-style reversible spiking blocks (:mod:`revsnn.blocks`), memory flat in
-    depth. Not a node: :func:`make_node` refuses it."""
+    """Network level: RevNet-style reversible spiking blocks (:mod:`revsnn.layers.reversible`),
+    memory flat in depth. Not a node: :func:`make_node` refuses it."""
 
     @property
     def preset(self) -> Preset:

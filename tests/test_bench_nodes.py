@@ -15,7 +15,7 @@ from revsnn.bench import nodes as bench_nodes
 from revsnn.bench.report import human_bytes, safe_ratio
 from revsnn.cli import main
 from revsnn.strategy import defaults
-from revsnn.measure import COLUMNS
+from revsnn.analysis.measure import COLUMNS
 
 B, N = 2, 64
 TINY = ["--batch", str(B), "--neurons", str(N), "--repeats", "1", "--warmup", "0"]

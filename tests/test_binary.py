@@ -1,6 +1,6 @@
 """BinaryReversibleLIF and BinarySpikingUnit, organised by property: bit packing, step inversion,
 bit-exact reconstruction, gradient equivalence with the BPTT reference, agreement with the float
-LIF, drift guard, bad input, memory. Labels refer to revsnn/binary.py."""
+LIF, drift guard, bad input, memory. Labels refer to revsnn/functional/binary.py."""
 
 import math
 
@@ -10,11 +10,13 @@ from torch import nn
 from torch.testing import assert_close
 
 import revsnn
-from revsnn.binary import (BinaryReversibleLIF, BinarySpikingUnit, binary_membranes, binary_step,
-                           binary_step_inverse, pack_spikes, unpack_spikes)
-from revsnn.measure import saved_tensor_bytes
-from revsnn.neuron import LIFParams, lif_step
-from revsnn.reversible import ReconstructionError
+from revsnn.functional.binary import (binary_membranes, binary_step, binary_step_inverse,
+                                      pack_spikes, unpack_spikes)
+from revsnn.layers.units import BinarySpikingUnit
+from revsnn.nodes.binary import BinaryReversibleLIF
+from revsnn.analysis.measure import saved_tensor_bytes
+from revsnn.functional.lif import LIFParams, lif_step
+from revsnn.nodes.base import ReconstructionError
 
 
 def _gen(seed=0):

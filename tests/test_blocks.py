@@ -1,6 +1,6 @@
 """Reversible spiking blocks, organised by property: invertibility, gradient equivalence with plain
 autograd, BatchNorm statistics, RNG replay, neuron-state reset, float (off-grid) reconstruction
-error, exactness guard, memory flat in depth. Labels refer to revsnn/blocks.py."""
+error, exactness guard, memory flat in depth. Labels refer to revsnn/layers/reversible.py."""
 
 import pytest
 import torch
@@ -9,11 +9,12 @@ from torch.testing import assert_close
 
 import revsnn
 from revsnn.baselines import spikingjelly_available
-from revsnn.blocks import RevBlock, RevSequence, frozen_running_stats, reconstruction_error
+from revsnn.layers.reversible import RevBlock, RevSequence, reconstruction_error
+from revsnn.nodes.recompute import frozen_running_stats
 from revsnn.models import ConvBNNode, rev_spiking_resnet
 from revsnn.models.configs import REVRESNET_CONFIGS
-from revsnn.measure import saved_tensor_bytes
-from revsnn.reversible import ReconstructionError
+from revsnn.analysis.measure import saved_tensor_bytes
+from revsnn.nodes.base import ReconstructionError
 
 
 def _gen(seed=0):

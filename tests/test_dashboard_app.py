@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the dashboard package
 
 from dashboard import data, state  # noqa: E402
-from revsnn import measure  # noqa: E402
+from revsnn.analysis import measure  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 PAGES = ["views/nodes.py", "views/architectures.py", "views/budget.py", "views/drift.py",

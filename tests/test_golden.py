@@ -7,8 +7,8 @@ outputs, per-step membranes, returned final states, inverted states and, with a 
 whose derivative is a constant, gradients; for every backward algorithm each node offers. Nothing
 is compared with a second forward: if an equation changed, these numbers would no longer match.
 
-Labels: (E1.x) revsnn/neuron.py; (E2.x)–(E4.x) revsnn/reversible.py; (E5.x), (E6.x)
-revsnn/binary.py.
+Labels: (E1.x) revsnn/functional/lif.py; (E2.x)–(E4.x) revsnn/functional/reversible.py; (E5.x), (E6.x)
+revsnn/functional/binary.py.
 """
 
 import pytest
@@ -16,9 +16,10 @@ import torch
 from torch.testing import assert_close
 
 import revsnn
-from revsnn.binary import (BINARY_BACKWARD_ALGORITHMS, RECONSTRUCT_MODES, binary_membranes,
-                           binary_step, binary_step_inverse)
-from revsnn.reversible import BACKWARD_ALGORITHMS, rev_step, rev_step_inverse, rev_step_vjp
+from revsnn.functional.binary import (BINARY_BACKWARD_ALGORITHMS, RECONSTRUCT_MODES,
+                                      binary_membranes, binary_step, binary_step_inverse)
+from revsnn.functional.reversible import (BACKWARD_ALGORITHMS, rev_step, rev_step_inverse,
+                                          rev_step_vjp)
 
 DTYPES = [torch.float64, torch.float32]
 

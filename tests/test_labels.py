@@ -103,7 +103,8 @@ def test_definitions_are_found(found):
     assert {"1", "2", "3", "4", "5", "6", "7"} <= families, sorted(labels)
     assert {"(E3.N1)", "(E2.B1)"} <= labels                   # the lettered variants too
     assert {d[2] for d in found} == {"library", "notebook", "readme"}
-    assert ("(E2.1)", "revsnn/reversible.py", "library", "H1=V1+q(β·q(X1))-q(a·V2)") in found
+    assert ("(E2.1)", "revsnn/functional/reversible.py", "library",
+            "H1=V1+q(β·q(X1))-q(a·V2)") in found
     assert ("(E1.1)", "notebooks/01_lif_and_bptt_memory.py", "notebook",
             "H[t]=V[t-1]+(X[t]-(V[t-1]-V_reset))/τ") in found
 

@@ -1,4 +1,4 @@
-"""revsnn.measure: tidy rows, storage-deduplicated saved bytes, failures as rows."""
+"""revsnn.analysis.measure: tidy rows, storage-deduplicated saved bytes, failures as rows."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import revsnn
-from revsnn import measure as M
+from revsnn.analysis import measure as M
 
 
 def test_saved_bytes_deduplicate_storages():

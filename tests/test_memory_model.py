@@ -1,6 +1,6 @@
 """The analytic memory model against saved bytes counted with saved-tensor hooks.
 
-The model lists what every layer stores; ``revsnn.measure.saved_tensor_bytes`` counts what autograd
+The model lists what every layer stores; ``revsnn.analysis.measure.saved_tensor_bytes`` counts what autograd
 actually saves (storage-deduplicated, parameters excluded). They must agree within 5% (in practice
 exactly) for BPTT, checkpointing and the fused reversible mode, on VGG-11 and on a ResNet (shortcut
 addends, downsampling shortcuts).
@@ -9,8 +9,8 @@ addends, downsampling shortcuts).
 import pytest
 import torch
 
-from revsnn.measure import saved_tensor_bytes
-from revsnn.memory_model import layer_table, predict_saved_bytes, predict_total
+from revsnn.analysis.measure import saved_tensor_bytes
+from revsnn.analysis.memory_model import layer_table, predict_saved_bytes, predict_total
 from revsnn.models import build
 
 

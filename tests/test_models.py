@@ -16,12 +16,14 @@ from revsnn import LIF, Checkpointed, MemoryMode, ReversibleLIF
 from revsnn.baselines import spikingjelly_available
 from revsnn.models import (MODELS, BasicBlock, ConvBNNode, NodeSpec, RateEncoder, build,
                            copy_weights, to_spikingjelly)
-from revsnn.models.bn_node import (RESIDUAL_TOLERANCE, BNNodeFunction, bn_normalized_from_output,
-                                   decode_node_input, decode_residual, encode_residual,
-                                   residual_bits, residual_step)
-from revsnn.models.layers import Readout, SeqMaxPool
+from revsnn.functional.bn_inverse import (RESIDUAL_TOLERANCE, bn_normalized_from_output,
+                                          decode_node_input, decode_residual, encode_residual,
+                                          residual_bits, residual_step)
+from revsnn.layers.bn_node import BNNodeFunction
+from revsnn.layers.containers import SeqMaxPool
+from revsnn.layers.units import Readout
 from revsnn.models.net import SpikingNet
-from revsnn.reversible import quantize
+from revsnn.functional.quantize import quantize
 
 REVERSIBLE = ("autograd", "revnet", "fused")
 
@@ -185,7 +187,7 @@ def test_fused_bn_is_used_and_not_without_fusion(monkeypatch):
 
 
 def test_fused_bn_stores_no_bn_input():
-    from revsnn.measure import saved_tensor_bytes
+    from revsnn.analysis.measure import saved_tensor_bytes
     block = ConvBNNode(4, 8, NodeSpec("fused"))
     x = torch.rand(3, 2, 4, 6, 6, requires_grad=True)
     params = list(block.parameters()) + list(block.buffers())
@@ -325,7 +327,7 @@ def test_rate_encoder_is_seeded_binary_and_leaves_global_rng():
 
 @pytest.mark.skipif(not spikingjelly_available(), reason="SpikingJelly is not installed")
 def test_spikingjelly_network_equals_bptt_network():
-    from revsnn.baselines import SpikingJellyLIF
+    from revsnn.nodes.spikingjelly import SpikingJellyLIF
     from revsnn.surrogate import ATan
     kw = dict(tau=3.0, surrogate=ATan())
     ours = build("resnet18", "bptt", seed=0, T=2, node_kwargs=kw)
@@ -346,7 +348,7 @@ def test_sync_batchnorm_is_never_fused():
     from torch import nn as _nn
 
     import revsnn
-    from revsnn.models.bn_node import can_fuse
+    from revsnn.layers.bn_node import can_fuse
     x = torch.zeros(2, 2, 4, 3, 3)
     assert can_fuse(_nn.BatchNorm2d(4), revsnn.ReversibleLIF(), x)
     assert not can_fuse(_nn.SyncBatchNorm(4), revsnn.ReversibleLIF(), x)

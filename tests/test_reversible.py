@@ -1,5 +1,5 @@
 """ReversibleLIF, organised by property: stability, invertibility, gradient equivalence, float64
-gradcheck of the VJP algebra, drift guard, bad input, memory. Labels refer to revsnn/reversible.py."""
+gradcheck of the VJP algebra, drift guard, bad input, memory. Labels refer to revsnn/functional/reversible.py."""
 
 import math
 import warnings
@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from torch.testing import assert_close
 
 import revsnn
-from revsnn.invertibility import naive_coupling_drift
-from revsnn.measure import saved_tensor_bytes
-from revsnn.reversible import (RevLIFParams, ReconstructionError, rev_step, rev_step_inverse,
-                               rev_step_vjp)
+from revsnn.analysis.invertibility import naive_coupling_drift
+from revsnn.analysis.measure import saved_tensor_bytes
+from revsnn.functional.reversible import RevLIFParams, rev_step, rev_step_inverse, rev_step_vjp
+from revsnn.nodes.base import ReconstructionError
 
 
 def _grads(node_kwargs, x, w, algo, state=None):

@@ -213,9 +213,10 @@ def test_binary_networks_are_zoo_networks():
     """One code path: build(), the network benchmark and the memory model see the same binary
     network, and SpikingNet.nodes() finds its nodes."""
     from revsnn.bench.network import network_case
-    from revsnn.binary import BinaryReversibleLIF, BinarySpikingUnit
-    from revsnn.memory_model import predict_total
-    from revsnn.measure import saved_tensor_bytes
+    from revsnn.layers.units import BinarySpikingUnit
+    from revsnn.nodes.binary import BinaryReversibleLIF
+    from revsnn.analysis.memory_model import predict_total
+    from revsnn.analysis.measure import saved_tensor_bytes
 
     net = build("vgg11", "binary", T=2, seed=0)
     assert len(net.nodes()) == 8 and all(isinstance(n, BinaryReversibleLIF) for n in net.nodes())
@@ -230,7 +231,7 @@ def test_binary_networks_are_zoo_networks():
 def test_binary_units_train_like_the_standalone_nodes():
     """The units recompute their synapse; their gradients equal those of the same layers with
     standalone binary nodes (which keep their input), bit for bit."""
-    from revsnn.binary import BinaryReversibleLIF
+    from revsnn.nodes.binary import BinaryReversibleLIF
     from revsnn.models import ConvBNNode, SeqMaxPool, SpikingNet, NodeSpec, Readout
 
     units = build("convnet", "binary", T=2, seed=3)

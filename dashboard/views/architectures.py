@@ -9,7 +9,7 @@ update); the rows measured so far are kept and saved either way.
 import streamlit as st
 
 from dashboard import charts, data, export_ui, state
-from revsnn import measure
+from revsnn.analysis import measure
 
 KIND = "network"
 PROGRESS = "network_in_progress"  # {"done": k, "total": n, "device": label} while a run is open

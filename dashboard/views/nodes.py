@@ -1,9 +1,9 @@
-"""Page 1: one spiking node, every memory strategy side by side (revsnn.measure)."""
+"""Page 1: one spiking node, every memory strategy side by side (revsnn.analysis.measure)."""
 
 import streamlit as st
 
 from dashboard import charts, data, export_ui, state
-from revsnn import measure
+from revsnn.analysis import measure
 
 KIND = "nodes"
 

@@ -1,7 +1,7 @@
 """``revsnn bench beyond``: the leanest reversible networks vs SpikingJelly's, side by side.
 
 Presets of :mod:`revsnn.strategy` on one zoo architecture, measured in one
-:func:`revsnn.measure.measure_cases` call (times round-robin, so ratios hold on a noisy machine):
+:func:`revsnn.analysis.measure.measure_cases` call (times round-robin, so ratios hold on a noisy machine):
 
 - ``binary`` (``--arch vgg11`` or vgg13/vgg16): the VGG of recomputing binary units, the exact
   binary-spike reversible LIF walking back from V_T (2 bits per neuron-step + V_T stored, the
@@ -56,12 +56,12 @@ def _arch_kwargs(arch: str, width: int) -> dict:
 
 def beyond_cases(arch: str, cases: Sequence[str], *, T: int, batch: int, size: int = 32,
                  width: int = 32, device="cpu"):
-    """:class:`revsnn.measure.Case` objects for the presets ``cases`` on ``arch`` (each parsed
+    """:class:`revsnn.analysis.measure.Case` objects for the presets ``cases`` on ``arch`` (each parsed
     here: one that does not build ``arch`` raises ``ValueError``)."""
     import torch
 
     from .. import strategy
-    from ..measure import Case
+    from ..analysis.measure import Case
     from ..models import build
 
     if arch not in ARCHS:
@@ -95,7 +95,7 @@ def binary_storage(net, x) -> Optional[dict]:
     (int16/int32, bytes); None when ``net`` has no binary unit."""
     import torch
 
-    from ..binary import BinarySpikingUnit
+    from ..layers.units import BinarySpikingUnit
 
     units = [m for m in net.modules() if isinstance(m, BinarySpikingUnit)]
     if not units:
@@ -194,7 +194,7 @@ def run_beyond(arch: str = "vgg11", *,
                quiet: bool = False) -> list:
     """Measure ``cases`` side by side, print the table and ratios, return the rows (and write them
     to ``out``). Default cases: :func:`default_cases`."""
-    from ..measure import COLUMNS, measure_cases
+    from ..analysis.measure import COLUMNS, measure_cases
 
     if cases is None:
         cases = default_cases(arch)
@@ -226,7 +226,7 @@ def depth_sweep(*, T: int = 8, batch: int = 16, size: int = 32, width: int = 32,
     blocks, saved_bytes."""
     import torch
 
-    from ..measure import saved_tensor_bytes
+    from ..analysis.measure import saved_tensor_bytes
     from ..models import ConvBNNode, build
     from ..models.configs import REVRESNET_CONFIGS
 

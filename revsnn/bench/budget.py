@@ -228,7 +228,7 @@ def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, i
     import torch
     import torch.nn.functional as F
 
-    from ..measure import is_oom, parse_dtype
+    from ..analysis.measure import is_oom, parse_dtype
     from .network import network_case
 
     dev, tdtype = torch.device(device), parse_dtype(dtype)
@@ -264,7 +264,7 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
     import torch
 
     from .. import strategy
-    from ..measure import device_name, parse_dtype
+    from ..analysis.measure import device_name, parse_dtype
 
     preset = strategy.parse(mode, arch=arch, command="budget")      # refused before any row
     mode = preset.name
@@ -286,7 +286,7 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
                             memopt_level=memopt_level, vary=vary)
         res = search_max(peak_at, budget, limit=limit or (1 << 20))
     except Exception as exc:  # noqa: BLE001 - a failing mode is a row
-        from ..measure import is_oom
+        from ..analysis.measure import is_oom
         row.update(status="oom" if is_oom(exc) else "error",
                    error=f"{type(exc).__name__}: {exc}"[:500])
         row["seconds"] = time.perf_counter() - t0

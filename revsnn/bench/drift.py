@@ -24,8 +24,8 @@ def drift_rows(Ts=DEFAULT_T, dtypes=DEFAULT_DTYPES, *, sigma: float = 1.5, batch
                channels: int = 256, seed: int = 0):
     """The drift table (a DataFrame) for ``Ts`` × ``dtypes``, columns :data:`DRIFT_COLUMNS`
     first."""
-    from ..invertibility import drift_table
-    from ..measure import parse_dtype
+    from ..analysis.invertibility import drift_table
+    from ..analysis.measure import parse_dtype
 
     df = drift_table(Ts=tuple(Ts), dtypes=tuple(parse_dtype(d) for d in dtypes), sigma=sigma,
                      batch=batch, channels=channels, seed=seed)

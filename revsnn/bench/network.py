@@ -1,7 +1,7 @@
 """``revsnn bench network``: one training step of a whole zoo network, every memory mode side by side.
 
 For one (arch, T, batch, image size, dtype) all modes are measured in one
-:func:`revsnn.measure.measure_cases` call: memory case by case, times round-robin, so the ratios
+:func:`revsnn.analysis.measure.measure_cases` call: memory case by case, times round-robin, so the ratios
 between modes hold on a noisy machine. A step is forward + cross-entropy loss + backward (no
 optimizer step). Modes are the presets of :mod:`revsnn.strategy` that build the architecture, e.g.:
 
@@ -11,12 +11,12 @@ optimizer step). Modes are the presets of :mod:`revsnn.strategy` that build the 
   level 4 adds a greedy search driven by CUDA memory measurements and runs only on a GPU; levels 2
   and 3 need a split/chunk policy this benchmark does not pass, so they act as level 1);
 - ``bptt``, ``checkpoint``, ``autograd``, ``revnet``, ``fused`` (reversible modes fuse BatchNorm
-  into the node, :mod:`revsnn.models.bn_node`); ``revnet_nobn``, ``fused_nobn`` without BN fusion;
+  into the node, :mod:`revsnn.layers.bn_node`); ``revnet_nobn``, ``fused_nobn`` without BN fusion;
 - ``binary``, ``binary_replay``: VGGs and the ConvNet of recomputing binary units; ``blocks``: the
   reversible-block ResNets ``revresnet_s/m/l`` (whose ``bptt`` row is the same network run plainly).
 
-Columns beyond :data:`revsnn.measure.COLUMNS`: ``predicted_saved_bytes`` (the analytic model of
-:mod:`revsnn.memory_model`; empty for memopt, which it does not model), ``saved_ratio`` /
+Columns beyond :data:`revsnn.analysis.measure.COLUMNS`: ``predicted_saved_bytes`` (the analytic model of
+:mod:`revsnn.analysis.memory_model`; empty for memopt, which it does not model), ``saved_ratio`` /
 ``act_ratio`` / ``peak_ratio`` (SpikingJelly's value / the mode's: higher is leaner),
 ``step_ratio`` (the mode's step time / SpikingJelly's) and ``step_vs_bptt`` (/ our BPTT LIF's).
 ``saved_bytes`` excludes parameters; it misses what checkpointing keeps in its own frames, so
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-from ..measure import COLUMNS as _BASE_COLUMNS
+from ..analysis.measure import COLUMNS as _BASE_COLUMNS
 from .report import failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, is_missing, \
     is_ok, safe_ratio
 
@@ -40,7 +40,7 @@ EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "saved_ra
 
 LEGEND = (
     "saved: bytes autograd keeps for backward, parameters excluded (storage-deduplicated);\n"
-    "model: the analytic prediction of revsnn.memory_model; act: activations alive after forward;\n"
+    "model: the analytic prediction of revsnn.analysis.memory_model; act: activations alive after forward;\n"
     "peak: allocator-level peak over forward + backward (parameters and gradients included);\n"
     "×SJ columns: SpikingJelly's value / the mode's (higher = leaner); step/SJ and step/BPTT: the\n"
     "mode's step time / SpikingJelly's / our LIF BPTT's (lower = faster); times: median ms,\n"
@@ -50,14 +50,14 @@ LEGEND = (
 
 
 COLUMNS = list(_BASE_COLUMNS) + EXTRA_COLUMNS
-"""Column order of the rows (and of ``--out``): :data:`revsnn.measure.COLUMNS` + the extras."""
+"""Column order of the rows (and of ``--out``): :data:`revsnn.analysis.measure.COLUMNS` + the extras."""
 
 
 def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: int = 32,
                  num_classes: int = 10, dtype="float32", device="cpu", in_channels=None,
                  node_kwargs: Optional[dict] = None, seed: int = 0, memopt_level: int = 1,
                  command: str = "network", **arch_kwargs):
-    """A :class:`revsnn.measure.Case` for one training step of ``arch`` under preset ``mode``.
+    """A :class:`revsnn.analysis.measure.Case` for one training step of ``arch`` under preset ``mode``.
 
     ``mode`` is parsed here: a preset that is not offered for ``command`` or does not build
     ``arch`` raises ``ValueError`` naming the ones that do. Weights come from ``seed`` (equal in
@@ -68,7 +68,7 @@ def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: in
     import torch.nn.functional as F
 
     from .. import strategy
-    from ..measure import Case, parse_dtype
+    from ..analysis.measure import Case, parse_dtype
     from ..models import DEFAULT_IN_CHANNELS, build
 
     preset = strategy.parse(mode, arch=arch, command=command)
@@ -99,7 +99,7 @@ def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: in
 
 def _prediction(arch, mode, T, batch, image_size, num_classes, dtype, in_channels, node_kwargs):
     from .. import strategy
-    from ..memory_model import predict_total
+    from ..analysis.memory_model import predict_total
 
     preset = strategy.get(mode)
     if preset.strategy.baseline == "memopt" or not preset.available()[0]:
@@ -134,13 +134,13 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
     """Measure one training step of ``arch`` under every preset in ``modes``; one tidy row each.
 
     ``modes`` defaults to :func:`revsnn.strategy.defaults` for ``network``; a preset that does not build ``arch`` raises
-    ``ValueError`` before anything runs. Rows have :data:`revsnn.measure.COLUMNS`
+    ``ValueError`` before anything runs. Rows have :data:`revsnn.analysis.measure.COLUMNS`
     (kind="network") plus ``predicted_saved_bytes`` and the ratio columns (see the module
     docstring). A mode that fails or runs out of memory is a row with status "error"/"oom".
     ``on_row`` is called with each finished row.
     """
     from .. import strategy
-    from ..measure import measure_cases
+    from ..analysis.measure import measure_cases
 
     modes = strategy.defaults("network", arch) if modes is None else list(modes)
     for name, val in (("T", T), ("batch", batch), ("image_size", image_size)):
@@ -175,7 +175,7 @@ def network_sweep(archs: Sequence[str], modes: Sequence, Ts: Sequence[int],
     one error row per mode. ``measure`` replaces :func:`measure_network` (same signature).
     """
     from .. import strategy
-    from ..measure import failure_row
+    from ..analysis.measure import failure_row
 
     measure = measure or measure_network
     configs = [(a, T, b) for a in archs for T in Ts for b in batches]

@@ -1,6 +1,6 @@
 """``revsnn bench nodes``: one spiking node on input [T, batch, neurons], every memory mode side by side.
 
-For each (dtype, T, batch) all requested modes are measured in one :func:`revsnn.measure.measure_nodes`
+For each (dtype, T, batch) all requested modes are measured in one :func:`revsnn.analysis.measure.measure_nodes`
 call, so their times are taken round-robin and the ratios between them hold on a noisy machine.
 The baseline is the standard node: SpikingJelly's ``LIFNode`` when it is among the modes, otherwise
 our LIF under BPTT (which saves the same three tensors per step).
@@ -58,7 +58,7 @@ def run_node_bench(modes: Sequence[str], *, Ts=DEFAULT_T, batches=DEFAULT_BATCH,
     """
     import sys
 
-    from ..measure import COLUMNS, measure_nodes
+    from ..analysis.measure import COLUMNS, measure_nodes
 
     echo(f"revsnn bench nodes: modes {' '.join(modes)}; neurons {neurons}; device {device}; "
          f"repeats {repeats}, warmup {warmup}", quiet=quiet)
@@ -100,8 +100,8 @@ def expected_reduction(T: int, dtype: str) -> tuple:
     >>> expected_reduction(8, "bfloat16")
     (12.0, '3T × 2/4 B = 12')
     """
-    from ..measure import parse_dtype
-    from ..reversible import ReversibleLIF
+    from ..analysis.measure import parse_dtype
+    from ..nodes.reversible import ReversibleLIF
 
     dt = parse_dtype(dtype)
     state = ReversibleLIF.compute_dtype(dt)

@@ -104,7 +104,7 @@ def load_command(command: Command) -> tuple:
 
 def _router(commands: Sequence[Command]) -> argparse.ArgumentParser:
     """Parser of the command words only; each command's own options are parsed after import."""
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="revsnn", description="revsnn: memory-lean spiking neural network training.",

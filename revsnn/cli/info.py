@@ -12,6 +12,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..measure import environment
+    from ..analysis.measure import environment
     print("\n".join(f"{k}: {v}" for k, v in environment().items()))
     return 0

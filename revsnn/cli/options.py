@@ -41,9 +41,9 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str = "cpu") -
 
 
 def resolve_device(name: str):
-    """``torch.device`` for ``name`` (:func:`revsnn.measure.parse_device`); :class:`UsageError`
+    """``torch.device`` for ``name`` (:func:`revsnn.analysis.measure.parse_device`); :class:`UsageError`
     for a malformed name or a missing GPU."""
-    from ..measure import parse_device
+    from ..analysis.measure import parse_device
     try:
         return parse_device(name)
     except ValueError as exc:

@@ -8,7 +8,7 @@ every node and how the network stores what its backward needs; ``node_kwargs`` (
 surrogate, …) configure the nodes. ``mode="spikingjelly"`` builds the same network with
 SpikingJelly's ``LIFNode`` (the comparison baseline). With the revnet or fused reversible presets
 each BatchNorm is fused into the node that follows it and its input is not stored
-(:mod:`revsnn.models.bn_node`); ``fuse_bn=False`` turns that off. Every network is built by one code
+(:mod:`revsnn.layers.bn_node`); ``fuse_bn=False`` turns that off. Every network is built by one code
 path from the tables in :mod:`revsnn.models.configs` (:mod:`revsnn.models.builders`); a preset
 registered with its own ``builder`` is built by that.
 
@@ -32,12 +32,12 @@ import torch
 from torch import nn
 
 from .. import strategy as _strategy
-from .bn_node import BNNodeFunction, apply_bn_node
+from ..layers.bn_node import BNNodeFunction, apply_bn_node
 from .builders import rev_spiking_resnet, spiking_convnet, spiking_resnet, spiking_vgg
 from .configs import CONVNET_CONFIGS, RESNET_CONFIGS, REVRESNET_CONFIGS, VGG_CONFIGS
 from .encoders import DirectEncoder, RateEncoder
-from .layers import (BasicBlock, ConvBN, ConvBNNode, MeanReadout, NodeSpec, Readout, SeqMaxPool,
-                     SeqToANN, is_node)
+from ..layers.containers import SeqMaxPool, SeqToANN
+from ..layers.units import BasicBlock, ConvBN, ConvBNNode, MeanReadout, NodeSpec, Readout, is_node
 from .net import SpikingNet
 
 __all__ = [

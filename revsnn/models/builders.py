@@ -1,7 +1,7 @@
 """One code path from the configuration tables (:mod:`revsnn.models.configs`) to a
 :class:`~revsnn.models.SpikingNet`, for every strategy.
 
-Each builder takes a :class:`~revsnn.models.layers.NodeSpec` (a strategy and the node
+Each builder takes a :class:`~revsnn.layers.units.NodeSpec` (a strategy and the node
 hyperparameters); the spec decides what a conv-BN-node stage is (:meth:`NodeSpec.conv_unit`):
 
 - revsnn's and SpikingJelly's nodes: ``[SeqMaxPool →] ConvBNNode``; heads as in the tables.
@@ -10,7 +10,7 @@ hyperparameters); the spec decides what a conv-BN-node stage is (:meth:`NodeSpec
   before a global average is dropped and the head averages over time and space before its linear
   layer (:class:`MeanReadout`): keeping it would store the last spikes in float (for VGG's 2×2 map
   this replaces max-then-average pooling by averaging).
-- the reversible-block ResNets: stages of :class:`~revsnn.blocks.RevSequence`, reversible for the
+- the reversible-block ResNets: stages of :class:`~revsnn.layers.reversible.RevSequence`, reversible for the
   ``blocks`` strategy and plain otherwise.
 """
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 from torch import nn
 
 from .configs import CONVNET_CONFIGS, RESNET_CONFIGS, REVRESNET_CONFIGS, VGG_CONFIGS
-from .layers import BasicBlock, ConvBNNode, MeanReadout, NodeSpec, Readout, SeqMaxPool
+from ..layers.containers import SeqMaxPool
+from ..layers.units import BasicBlock, ConvBNNode, MeanReadout, NodeSpec, Readout
 from .net import SpikingNet
 
 __all__ = ["spiking_vgg", "spiking_convnet", "spiking_resnet", "rev_spiking_resnet", "conv_stack"]
@@ -106,7 +107,7 @@ def rev_spiking_resnet(name: str, spec="blocks", *, width: int = 32, num_classes
     >>> net(torch.rand(2, 1, 3, 8, 8)).shape
     torch.Size([1, 3])
     """
-    from ..blocks import RevBlock, RevSequence
+    from ..layers.reversible import RevBlock, RevSequence
 
     spec = _spec(spec)
     try:

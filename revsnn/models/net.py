@@ -1,7 +1,7 @@
 """:class:`SpikingNet`: encoder → feature blocks → classifier head, output = mean over T of the logits.
 
 The same class hosts every architecture of the zoo; the architectures only differ in the blocks
-they put in ``features`` and the head. One :class:`~revsnn.models.layers.NodeSpec` (a strategy and
+they put in ``features`` and the head. One :class:`~revsnn.layers.units.NodeSpec` (a strategy and
 the node hyperparameters) is applied to every node at construction.
 """
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .encoders import make_encoder
-from .layers import NodeSpec, is_node
+from ..layers.units import NodeSpec, is_node
 
 __all__ = ["SpikingNet"]
 

@@ -14,16 +14,16 @@ A spiking node is a :class:`SpikingNode`, an ``nn.Module`` over a time-first seq
   final state; BinaryReversibleLIF: the membranes from its trace and input).
 - ``stored(dtype)``: what the node keeps for its backward, as :class:`Stored` items per neuron-step,
   per neuron, or by reference to its input or output; the analytic memory model
-  (:mod:`revsnn.memory_model`) and :meth:`revsnn.models.SpikingNet.nodes` ask the node instead of
+  (:mod:`revsnn.analysis.memory_model`) and :meth:`revsnn.models.SpikingNet.nodes` ask the node instead of
   keeping lists of node types.
 - ``HYPERPARAMETERS``: the constructor keywords it shares with the other families, so one set of
   hyperparameters configures every strategy (:func:`revsnn.make_node`).
 - ``kind``: its name in memory tables; ``fuses_bn``: whether a BatchNorm before it can be fused
-  into it (:mod:`revsnn.models.bn_node`).
+  into it (:mod:`revsnn.layers.bn_node`).
 
 Shared by the nodes: input checks (:func:`check_sequence`), the drift guard (:func:`check_drift`,
-:class:`ReconstructionError`), straight-through rounding (:func:`straight_through`) and the
-exact-range check (:func:`check_exact_range`, :data:`SIGNIFICAND_BITS`).
+:class:`ReconstructionError`) and the exact-range check (:func:`check_exact_range`); the one
+straight-through rounding is :func:`revsnn.functional.quantize.straight_through`.
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ from torch import nn
 
 __all__ = [
     "SpikingNode", "Stored", "ReconstructionError", "check_drift", "signal_drift",
-    "ON_DRIFT", "check_choice", "check_sequence", "straight_through", "check_exact_range",
-    "SIGNIFICAND_BITS",
+    "ON_DRIFT", "check_choice", "check_sequence", "check_exact_range",
 ]
 
 ON_DRIFT = ("raise", "warn", "ignore")
 """What a node does when its backward's reconstruction disagrees with the forward."""
 
-SIGNIFICAND_BITS = {torch.float64: 53, torch.float32: 24, torch.float16: 11, torch.bfloat16: 8}
-"""Significand bits per floating dtype: integers up to 2^bits are exact."""
 
 
 class Stored(NamedTuple):
@@ -157,7 +154,7 @@ def check_exact_range(x: torch.Tensor, bound: float, *, who: str, grid_bits: int
 
 class ReconstructionError(RuntimeError):
     """The backward's reconstruction disagreed with the forward (see NOTE [drift guard] in
-    :mod:`revsnn.reversible`)."""
+    :mod:`revsnn.nodes.reversible`)."""
 
 
 def signal_drift(msg: str, on_drift: str) -> None:
@@ -187,36 +184,3 @@ def check_drift(who: str, on_drift: str, *, flips: int = 0, state_error: float =
            f"spike decisions, max |V(t=0) error| = {state_error:.3g}{unit}{extra}); the gradients "
            f"would be wrong." + (f" Causes: {cause}" if cause else ""))
     signal_drift(msg, on_drift)
-
-
-# ----------------------------------------------------------------------------------------------
-# Straight-through rounding
-
-class _StraightThrough(torch.autograd.Function):
-    """``grid·rounding(z/grid)`` forward, identity backward (straight-through)."""
-
-    @staticmethod
-    def forward(z, rounding, grid):
-        return rounding(z * (1.0 / grid)) * grid
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None, None
-
-
-def straight_through(z: torch.Tensor, grid: float = 1.0, rounding=torch.round) -> torch.Tensor:
-    """``grid · rounding(z / grid)`` (``rounding`` = ``torch.round`` or ``torch.floor``) whose
-    gradient is the identity: the rounding is invisible to the gradient.
-
-    >>> straight_through(torch.tensor([0.1, -0.3]), 0.25)
-    tensor([ 0.0000, -0.2500])
-    >>> straight_through(torch.tensor([1.7, -0.2]), rounding=torch.floor)
-    tensor([ 1., -1.])
-    """
-    if torch.is_grad_enabled() and z.requires_grad:
-        return _StraightThrough.apply(z, rounding, grid)
-    return rounding(z * (1.0 / grid)) * grid

@@ -41,7 +41,7 @@ def init_distributed(device_pref: str) -> DistInfo:
 def resolve_device(pref: str, d: DistInfo) -> torch.device:
     """The device for ``pref`` ("auto": CUDA when available) on this process (``cuda:LOCAL_RANK``
     under DDP); :class:`TrainSetupError` for a device that is not there."""
-    from ..measure import parse_device
+    from ..analysis.measure import parse_device
 
     pref = str(pref).strip().lower()
     if pref == "auto":

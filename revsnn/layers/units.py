@@ -1,9 +1,9 @@
-"""Building blocks of the spiking networks: time-folded layers, conv-BN-node units, heads.
+"""The units the zoo's networks are made of: conv-BN-node units, the binary units that recompute
+their synapse, residual blocks and classifier heads, all over time-first ``[T, B, C, H, W]``.
 
-Every tensor between blocks is time first, ``[T, B, C, H, W]`` (SpikingJelly's multi-step mode).
 Stateless layers (conv, BN, pooling, linear) run on all timesteps at once with time folded into the
-batch, ``[T·B, C, H, W]`` (:class:`SeqToANN`, like SpikingJelly's ``SeqToANNContainer``), so BN
-statistics are taken over T·B·H·W. Spiking nodes see the whole sequence.
+batch (:mod:`revsnn.layers.containers`), so BN statistics are taken over T·B·H·W; spiking nodes see
+the whole sequence.
 
 :class:`NodeSpec` carries one strategy (a preset of :mod:`revsnn.strategy`) and the node
 hyperparameters to every layer, and builds each layer's conv-BN-node unit: a :class:`ConvBNNode`,
@@ -24,11 +24,13 @@ import torch
 from torch import nn
 
 from .. import strategy as _strategy
-from ..nodes.base import SpikingNode
+from ..nodes.base import SpikingNode, check_sequence
+from ..nodes.binary import BinaryReversibleLIF, _apply
 from .bn_node import apply_bn_node
+from .containers import FitMaxPool2d, SeqMaxPool
 
-__all__ = ["NodeSpec", "SeqToANN", "SeqMaxPool", "FitMaxPool2d", "ConvBNNode", "ConvBN",
-           "LinearNode", "Readout", "MeanReadout", "BasicBlock", "is_node"]
+__all__ = ["NodeSpec", "ConvBNNode", "ConvBN", "LinearNode", "Readout", "MeanReadout",
+           "BasicBlock", "BinarySpikingUnit", "is_node"]
 
 
 class NodeSpec:
@@ -83,7 +85,6 @@ class NodeSpec:
         then a packed spike tensor); otherwise the pool is its own :class:`SeqMaxPool`.
         """
         if self.units:
-            from ..binary import BinarySpikingUnit
             synapse = ([FitMaxPool2d(2)] if pool else []) + [
                 nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
                 nn.BatchNorm2d(out_channels)]
@@ -98,44 +99,6 @@ def is_node(module: nn.Module) -> bool:
     return isinstance(module, SpikingNode)
 
 
-class SeqToANN(nn.Module):
-    """Apply stateless ``module`` to every timestep at once: ``[T, B, ...] → [T·B, ...] → [T, B, ...]``."""
-
-    def __init__(self, *modules: nn.Module):
-        super().__init__()
-        self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.module(x.flatten(0, 1))
-        return y.view(x.shape[0], x.shape[1], *y.shape[1:])
-
-
-class FitMaxPool2d(nn.MaxPool2d):
-    """2-d max pooling that is the identity when H or W is below the kernel size (so that deep
-    VGGs accept small images)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kernel_size if isinstance(self.kernel_size, int) else min(self.kernel_size)
-        if x.shape[-1] < k or x.shape[-2] < k:
-            return x
-        return super().forward(x)
-
-
-class SeqMaxPool(nn.Module):
-    """2-d max pooling over ``[T, B, C, H, W]``; the identity when H or W is below the kernel size."""
-
-    def __init__(self, kernel_size: int = 2):
-        super().__init__()
-        self.pool = FitMaxPool2d(kernel_size)
-        self.kernel_size = kernel_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] < self.kernel_size or x.shape[-2] < self.kernel_size:
-            return x
-        y = self.pool(x.flatten(0, 1))
-        return y.view(x.shape[0], x.shape[1], *y.shape[1:])
-
-
 NodeLike = Union[NodeSpec, nn.Module, None]
 
 
@@ -143,7 +106,7 @@ def _node(node: NodeLike) -> nn.Module:
     if isinstance(node, NodeSpec):
         return node.make()
     if node is None:
-        from ..neuron import LIF
+        from ..nodes.lif import LIF
         return LIF()
     return node
 
@@ -153,7 +116,7 @@ class ConvBNNode(nn.Module):
 
     ``node`` is a :class:`NodeSpec` (the zoo), a node module, or None (a default :class:`~revsnn.LIF`).
     With a reversible node whose backward is fused/revnet and BN fusion on, BN and node run as one
-    :class:`~revsnn.models.bn_node.BNNodeFunction` (the BN input is not stored). ``forward`` takes
+    :class:`~revsnn.layers.bn_node.BNNodeFunction` (the BN input is not stored). ``forward`` takes
     an optional ``addend`` added between BN and node (a residual shortcut).
     """
 
@@ -256,3 +219,42 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = x if self.shortcut is None else self.shortcut(x)
         return self.conv2(self.conv1(x), addend=a)
+
+
+class BinarySpikingUnit(nn.Module):
+    """Synapse (e.g. [pool →] conv → BatchNorm) followed by a :class:`BinaryReversibleLIF`.
+
+    The synapse maps one step ``[B, ...]`` (it is applied to the merged ``T·B`` batch); the unit
+    maps ``[T, B, ...]`` to binary spikes ``[T, B, ...]``. A binary input (the previous unit's
+    spikes) is saved packed — the very tensor the previous unit saved, so it is counted once — and
+    the synapse is recomputed in backward; an analog input (an image) is kept by reference. See NOTE
+    [what is stored, and where the input comes from].
+
+    Args:
+        synapse: module applied per step (on ``T·B``); its BatchNorms are frozen and its RNG
+            replayed when recomputed.
+        node: the :class:`BinaryReversibleLIF` (default: ``BinaryReversibleLIF()``). With
+            ``backward="autograd"`` the unit is plain autograd (synapse and node), the reference.
+        pack_input: save a binary input packed (default True); False keeps it by reference.
+
+    >>> unit = BinarySpikingUnit(nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)))
+    >>> s = unit((torch.rand(3, 2, 2, 5, 5) > 0.5).float())
+    >>> s.shape, bool(((s == 0) | (s == 1)).all())
+    (torch.Size([3, 2, 4, 5, 5]), True)
+    """
+
+    def __init__(self, synapse: nn.Module, node: Optional[BinaryReversibleLIF] = None,
+                 pack_input: bool = True):
+        super().__init__()
+        self.synapse = synapse
+        self.node = node if node is not None else BinaryReversibleLIF()
+        if not isinstance(self.node, BinaryReversibleLIF):
+            raise TypeError("BinarySpikingUnit: node must be a BinaryReversibleLIF")
+        self.pack_input = pack_input
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        """Spikes ``[T, B, ...]`` (and the node's final membrane, as :meth:`BinaryReversibleLIF.forward`)."""
+        check_sequence(x, node="BinarySpikingUnit")
+        self.node._refuse_state(state)
+        spikes, v = _apply(self.node, self.synapse, x, self.pack_input)
+        return (spikes, v) if return_state else spikes

@@ -1,34 +1,8 @@
-"""Exact binary-spike reversible LIF: :class:`BinaryReversibleLIF` and :class:`BinarySpikingUnit`.
+"""The exact binary-spike reversible LIF :class:`BinaryReversibleLIF`, and the one autograd Function
+that runs it alone or after a recomputed synapse (:class:`~revsnn.layers.units.BinarySpikingUnit`).
 
-NOTE [binary reversible LIF equations]
-======================================
-The standard LIF with soft reset and ``decay_input`` (SpikingJelly's ``LIFNode(v_reset=None)``,
-(E1.1), (E1.4), (E1.6)), run on a fixed-point membrane: integers in units of δ = 2^-F
-(``grid_bits`` = F), τ an integer ≥ 2, θ̂ = round(θ/δ), c = ⌊τ/2⌋. Per step, on int32:
-
-    (E5.0)  x̂ = round(X/δ)                          input on the grid (straight-through gradient)
-    (E5.1)  m = ⌊(x̂ − V + c) / τ⌋                    the leak: (X − V)/τ rounded to nearest
-    (E5.2)  R = (x̂ − V + c) − τ·m   ∈ [0, τ)         the remainder the division destroys
-    (E5.3)  H = V + m
-    (E5.4)  S = Θ(H − θ̂)                              a TRUE binary spike in {0, 1}
-    (E5.5)  V' = H − θ̂·S                              soft reset
-
-The output is S itself. (E5.1) is the float charge H = V + (X − V)/τ up to half a grid step per step
-(plus δ/(2τ) from (E5.0)); the error contracts by (1 − 1/τ) each step, so membranes stay within
-(τ + 1)·δ/2 of the float LIF's until a spike decision near threshold differs. Measured (F = 12,
-τ = 2, inputs N(0, 1.5²), T = 64, 4096 neurons): 1.41 δ, and 14 of 262144 spikes differ; F = 16: 0
-differ (``tests/test_binary.py``).
-
-Inverting one step (MacKay et al. 2018: the information the forward destroys is stored, compactly):
-the leak destroys R (log₂τ bits) and the reset destroys which of H and H − θ̂ produced V'
-(1 bit, S). With both, and x̂:
-
-    (E6.1)  H = V' + θ̂·S
-    (E6.2)  (τ − 1)·m = x̂ − H − R + c                 [from x̂ − V + c = τm + R and V = H − m]
-    (E6.3)  V = H − m
-
-Integer arithmetic, so the inversion is *bit-exact* for any T; for τ > 2 the division in (E6.2) must
-leave no remainder, which the backward checks.
+The equations, their inverse and the backward's VJP are in :mod:`revsnn.functional.binary`
+(NOTE [binary reversible LIF equations], NOTE [binary backward]).
 
 NOTE [what is stored, and where the input comes from]
 =====================================================
@@ -46,7 +20,7 @@ Total: 2 bits per neuron-step for τ = 2 (SpikingJelly's PyTorch LIFNode: 96 bit
 conv input and 32 for the BatchNorm input). Per neuron, independent of T: the final membrane V_T
 (int16 when it fits, else int32), reported separately. Nothing else: no X, no H, no V sequence.
 In backward the unit unpacks S_in, recomputes X = synapse(S_in) under autograd (BatchNorm frozen,
-RNG replayed: NOTE [what recomputation breaks] in :mod:`revsnn.blocks`), walks t = T−1 … 0 with
+RNG replayed: NOTE [what recomputation breaks] in :mod:`revsnn.nodes.recompute`), walks t = T−1 … 0 with
 (E6.*), computes X̄ by (E6.4), and backpropagates X̄ through the recomputed synapse. The first
 unit of a network gets an analog input (the image); it keeps that tensor by reference (it is the
 network's input, stored anyway).
@@ -70,89 +44,29 @@ here recomputes the synapse over all T at once (BatchNorm's statistics span T·B
 charges of one layer as a transient when replaying; reversing, it fuses the walk with (E6.4) and
 keeps one step. Replaying checks that the charges reproduce the stored spikes; reversing checks that
 the walk ends at V_0 = 0 (a wrong x̂ or trace derails the walk for good).
-
-NOTE [binary backward]
-======================
-``backward="autograd"`` runs (E5.*) in floating point under autograd (x̂δ = q(X) and the floor in
-(E5.1) with straight-through gradients; every value is a multiple of δ below 2^(24−F) in fp32, so it
-computes the same spikes as the integer path) and stores every intermediate: the BPTT reference.
-``"fused"`` (default) is one autograd Function; its backward rebuilds H at every step ((E6.*), or
-the replay) and computes the vector-Jacobian product directly, with no graph, from d = σ'(Hδ − θ)
-and the incoming S̄, V̄':
-
-    (E6.4)  H̄ = S̄·d + V̄'·(1 − θ·d);    X̄ = H̄/τ;    V̄ = H̄·(1 − 1/τ)
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from .nodes.base import (ON_DRIFT, SIGNIFICAND_BITS, SpikingNode, Stored, check_choice, check_drift,
-                         check_exact_range, check_sequence, straight_through)
-from .blocks import (capture_rng, frozen_running_stats, replay_rng, reset_neuron_states,
-                     uses_rng)
-from .reversible import ReconstructionError, quantize
-from .surrogate import Sigmoid, Surrogate
+from ..functional.binary import (BINARY_BACKWARD_ALGORITHMS, RECONSTRUCT_MODES, BinaryLIFParams,
+                                 BinaryTrace, _integer_forward, _reference_forward, _to_grid,
+                                 _unpack_remainder, _unpack_rows, binary_step_inverse,
+                                 node_backward, pack_spikes, unpack_spikes)
+from ..functional.quantize import SIGNIFICAND_BITS
+from ..surrogate import Sigmoid, Surrogate
+from .base import (ON_DRIFT, ReconstructionError, SpikingNode, Stored, check_choice, check_drift,
+                   check_exact_range, check_sequence)
+from .recompute import capture_rng, frozen_running_stats, replay_rng, reset_neuron_states, uses_rng
 
-__all__ = [
-    "BinaryReversibleLIF", "BinarySpikingUnit", "BinaryLIFParams",
-    "BinaryTrace", "pack_spikes", "unpack_spikes", "binary_step", "binary_step_inverse",
-    "binary_membranes", "BINARY_BACKWARD_ALGORITHMS", "RECONSTRUCT_MODES",
-]
-
-BINARY_BACKWARD_ALGORITHMS = ("autograd", "fused")
-RECONSTRUCT_MODES = ("reverse", "replay")
+__all__ = ["BinaryReversibleLIF", "DRIFT_CAUSE"]
 
 _PACKED_ATTR = "_revsnn_packed_spikes"
-_SHIFTS = torch.arange(8, dtype=torch.uint8)
-_BITS = torch.ones(8, dtype=torch.uint8) << _SHIFTS
-
-
-# --------------------------------------------------------------------------------------------
-# Bit packing
-
-
-def _pack_rows(bits: torch.Tensor) -> torch.Tensor:
-    """bool/0-1 ``[R, N]`` → uint8 ``[R, ⌈N/8⌉]``, bit j of byte i = element 8i + j."""
-    rows, n = bits.shape
-    pad = (-n) % 8
-    b = bits.to(torch.uint8)
-    if pad:
-        b = torch.cat([b, b.new_zeros(rows, pad)], dim=1)
-    b = b.view(rows, -1, 8) << _SHIFTS.to(b.device)
-    return b.sum(dim=2, dtype=torch.uint8)
-
-
-def _unpack_rows(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """uint8 ``[R, ⌈N/8⌉]`` → bool ``[R, N]``."""
-    bits = (packed.unsqueeze(-1) & _BITS.to(packed.device)) != 0
-    return bits.view(packed.shape[0], -1)[:, :n]
-
-
-def pack_spikes(spikes: torch.Tensor) -> torch.Tensor:
-    """Pack a 0/1 sequence ``[T, ...]`` 8 per byte: uint8 ``[T, ⌈N/8⌉]`` with N = numel per step.
-
-    >>> s = torch.tensor([[1., 0, 0, 1, 1, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0, 0, 0, 0]])
-    >>> p = pack_spikes(s); p
-    tensor([[25,  1],
-            [ 2,  0]], dtype=torch.uint8)
-    >>> torch.equal(unpack_spikes(p, s.shape), s)
-    True
-    """
-    if spikes.dim() < 1:
-        raise ValueError("pack_spikes: expected a sequence [T, ...]")
-    return _pack_rows(spikes.reshape(spikes.shape[0], -1))
-
-
-def unpack_spikes(packed: torch.Tensor, shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Inverse of :func:`pack_spikes`: a ``shape`` tensor of 0/1 in ``dtype``."""
-    shape = tuple(shape)
-    n = math.prod(shape[1:])
-    return _unpack_rows(packed, n).to(dtype).view(shape)
 
 
 def _attach_packed(spikes: torch.Tensor, packed: torch.Tensor) -> None:
@@ -174,145 +88,6 @@ def _packed_of(x: torch.Tensor) -> Optional[torch.Tensor]:
     return packed
 
 
-# --------------------------------------------------------------------------------------------
-# Parameters and pure step functions
-
-
-class BinaryLIFParams(NamedTuple):
-    """Hyperparameters on the grid.
-
-    tau: τ, an integer ≥ 2.
-    half: c = ⌊τ/2⌋ (rounding offset of the leak).
-    theta: θ̂ = round(θ/δ), the threshold in grid units (int).
-    grid_bits: F; δ = 2^-F.
-    rem_bits: ⌈log₂τ⌉, bits stored per neuron-step for the remainder R.
-    surrogate: surrogate gradient of Θ.
-    """
-
-    tau: int
-    half: int
-    theta: int
-    grid_bits: int
-    rem_bits: int
-    surrogate: Surrogate
-
-    @property
-    def grid(self) -> float:
-        return 2.0 ** -self.grid_bits
-
-    @property
-    def theta_float(self) -> float:
-        return self.theta * self.grid
-
-
-def _to_grid(x: torch.Tensor, p: BinaryLIFParams) -> torch.Tensor:
-    """(E5.0) x̂ = round(X/δ) as int32 (X/δ is exact: δ is a power of two)."""
-    return torch.mul(x, 2.0 ** p.grid_bits).round_().to(torch.int32)
-
-
-def binary_step(x: torch.Tensor, v: torch.Tensor, p: BinaryLIFParams):
-    """One integer step (E5.1–E5.5): ``(x̂, V) -> (S, R, H, V')``; S bool, the rest int32."""
-    d = torch.sub(x, v).add_(p.half)
-    if p.tau & (p.tau - 1) == 0:                           # τ a power of two: shift and mask
-        m = d >> (p.tau.bit_length() - 1)                  # (E5.1) arithmetic shift = floor
-        r = d.bitwise_and_(p.tau - 1)                      # (E5.2)
-    else:
-        m = torch.div(d, p.tau, rounding_mode="floor")     # (E5.1)
-        r = d.sub_(m * p.tau)                              # (E5.2)
-    h = m.add_(v)                                          # (E5.3)
-    s = h >= p.theta                                       # (E5.4)
-    v = torch.add(h, s, alpha=-p.theta)                    # (E5.5)
-    return s, r, h, v
-
-
-def binary_step_inverse(s: torch.Tensor, r: torch.Tensor, v_next: torch.Tensor, x: torch.Tensor,
-                        p: BinaryLIFParams):
-    """Invert one step (E6.1–E6.3): ``(S, R, V', x̂) -> (V, H, bad)``.
-
-    ``bad`` counts elements where (E6.2) left a remainder (impossible unless the inputs differ from
-    the forward's).
-    """
-    h = torch.add(v_next, s, alpha=p.theta)                # (E6.1)
-    num = torch.sub(x, h).sub_(r).add_(p.half)             # (E6.2): (τ − 1)·m
-    if p.tau == 2:
-        return num.neg_().add_(h), h, 0                    # (E6.3): V = H − m
-    m = torch.div(num, p.tau - 1, rounding_mode="floor")
-    bad = int(num.sub_(m * (p.tau - 1)).count_nonzero())
-    return m.neg_().add_(h), h, bad                        # (E6.3)
-
-
-def binary_membranes(x: torch.Tensor, p: BinaryLIFParams) -> torch.Tensor:
-    """Membranes V_0 … V_T (int32, ``[T+1, ...]``) of the integer forward; for checks and tests."""
-    v = torch.zeros(x.shape[1:], dtype=torch.int32, device=x.device)
-    out = [v]
-    for t in range(x.shape[0]):
-        _, _, _, v = binary_step(_to_grid(x[t], p), v, p)
-        out.append(v)
-    return torch.stack(out)
-
-
-class BinaryTrace(NamedTuple):
-    """What the forward keeps for the backward.
-
-    spikes: packed S, uint8 ``[T, ⌈N/8⌉]`` (1 bit per neuron-step).
-    remainders: packed R, uint8 ``[T, rem_bits, ⌈N/8⌉]`` (rem_bits bits per neuron-step); empty
-        (``[T, 0, ⌈N/8⌉]``) with ``reconstruct="replay"``.
-    v_final: V_T in grid units, shape of one step ``[B, ...]`` (per neuron, independent of T); int16
-        when every value fits, else int32. Not saved with ``reconstruct="replay"``.
-    """
-
-    spikes: torch.Tensor
-    remainders: torch.Tensor
-    v_final: torch.Tensor
-
-
-def _integer_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool = True):
-    """All T steps without autograd: spikes in ``z.dtype`` and the packed trace."""
-    T, step_shape = z.shape[0], z.shape[1:]
-    n = math.prod(step_shape)
-    zf = z.reshape(T, n)
-    s_all = torch.empty(T, n, dtype=torch.bool, device=z.device)
-    r_all = torch.empty(T, n, dtype=torch.uint8, device=z.device) if remainders else None
-    v = torch.zeros(n, dtype=torch.int32, device=z.device)
-    for t in range(T):
-        s, r, _, v = binary_step(_to_grid(zf[t], p), v, p)                       # (E5.0–E5.5)
-        s_all[t] = s
-        if r_all is not None:
-            r_all[t] = r
-    packed = _pack_rows(s_all)
-    if r_all is not None:
-        rem = torch.stack([_pack_rows((r_all >> j) & 1) for j in range(p.rem_bits)], dim=1)
-    else:
-        rem = packed.new_empty(T, 0, packed.shape[1])
-    spikes = s_all.view(z.shape).to(z.dtype)
-    return spikes, BinaryTrace(packed, rem, _narrow(v).view(step_shape))
-
-
-def _narrow(v: torch.Tensor) -> torch.Tensor:
-    """V_T as int16 when it fits (|V| < 2^(15 − F), e.g. |V| < 8 at F = 12), else int32."""
-    if v.numel() and int(v.abs().max()) < 2 ** 15:
-        return v.to(torch.int16)
-    return v
-
-
-def _unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """uint8 ``[R, ⌈N/8⌉]`` → uint8 0/1 ``[R, N]`` (integer arithmetic takes it as it is)."""
-    bits = (packed.unsqueeze(-1) >> _SHIFTS.to(packed.device)).bitwise_and_(1)
-    return bits.view(packed.shape[0], -1)[:, :n]
-
-
-def _unpack_remainder(rem: torch.Tensor, n: int) -> torch.Tensor:
-    """Packed R ``[..., rem_bits, ⌈N/8⌉]`` → ``[..., N]`` (uint8 for one plane, else int32)."""
-    lead = rem.shape[:-2]
-    if rem.shape[-2] == 1:
-        return _unpack_bits(rem.reshape(-1, rem.shape[-1]), n).view(*lead, n)
-    r = None
-    for j in range(rem.shape[-2]):
-        plane = _unpack_bits(rem[..., j, :].reshape(-1, rem.shape[-1]), n).to(torch.int32)
-        r = plane if r is None else r.add_(plane << j)
-    return r.view(*lead, n)
-
-
 def _check_range(x: torch.Tensor, p: BinaryLIFParams, who: str) -> None:
     """The exact-range guard for this node: the integer path needs |X|/δ < 2^30, the float
     reference < 2^(significand bits − 2)."""
@@ -327,74 +102,10 @@ DRIFT_CAUSE = ("the recomputed input differs from the forward's (non-determinist
 
 
 def _drift(v0_err: int, flips: int, bad: int, on_drift: str) -> None:
-    """The drift guard of a binary walk (:func:`revsnn.nodes.base.check_drift`), by its older name."""
+    """The drift guard of a binary walk (:func:`revsnn.nodes.base.check_drift`) on the diagnostics of
+    :func:`revsnn.functional.binary.node_backward`."""
     check_drift("BinaryReversibleLIF", on_drift, flips=int(flips), state_error=v0_err,
                 inexact=bad, unit=" grid steps", cause=DRIFT_CAUSE)
-
-
-class _FloorSTE:
-    """⌊u⌋ with a straight-through gradient (:func:`revsnn.nodes.base.straight_through`), by its
-    older name."""
-
-    @staticmethod
-    def apply(u: torch.Tensor) -> torch.Tensor:
-        return straight_through(u, rounding=torch.floor)
-
-
-def _step_vjp(h: torch.Tensor, gs: torch.Tensor, gv: Optional[torch.Tensor],
-              p: BinaryLIFParams, out: torch.Tensor) -> torch.Tensor:
-    """(E6.4) for one step: writes H̄ = S̄·d + V̄'·(1 − θd) into ``out``; returns V̄ = H̄·(1 − 1/τ)
-    (the caller scales all H̄ by 1/τ into X̄ at the end)."""
-    d = p.surrogate.derivative(h.to(gs.dtype).mul_(p.grid).sub_(p.theta_float))  # σ'(Hδ − θ)
-    if gv is None:                                                              # V̄_T = 0
-        torch.mul(gs, d, out=out)
-    else:
-        torch.addcmul(gv, d, torch.add(gs, gv, alpha=-p.theta_float), out=out)  # V̄' + d(S̄ − θV̄')
-    return out * (1.0 - 1.0 / p.tau)
-
-
-def _node_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: BinaryLIFParams,
-                   reconstruct: str, on_drift: str) -> torch.Tensor:
-    """X̄ for the node input ``z`` (``[T, B, ...]``) from the trace.
-
-    ``"reverse"``: one pass t = T−1 … 0 that inverts the step (E6.1–E6.3) and applies (E6.4) at
-    once; its transient state is one step (V, H, V̄); it checks that the walk ends at V_0 = 0.
-    ``"replay"``: re-runs (E5.*) from V_0 = 0 into a ``[T, N]`` buffer of charges, then applies
-    (E6.4) backwards (NOTE [replay]); it checks that the charges reproduce the stored spikes.
-    """
-    T, n = z.shape[0], math.prod(z.shape[1:])
-    zf, gsf = z.reshape(T, n), gs.reshape(T, n)
-    gx = torch.empty_like(zf)
-    flips = torch.zeros((), dtype=torch.long, device=z.device)
-    v0_err = bad = 0
-    if reconstruct == "reverse":
-        charges = None
-        v = trace.v_final.reshape(-1).to(torch.int32)
-    else:
-        charges = torch.empty(T, n, dtype=torch.int32, device=z.device)
-        v = torch.zeros(n, dtype=torch.int32, device=z.device)
-        for t in range(T):
-            _, _, charges[t], v = binary_step(_to_grid(zf[t], p), v, p)        # (E5.0–E5.5)
-    gv = None
-    for t in range(T - 1, -1, -1):
-        if charges is None:
-            # the walk's own check is V_0 = 0 below; a wrong x̂ or trace derails it for good
-            s = _unpack_bits(trace.spikes[t:t + 1], n)[0]
-            r = _unpack_remainder(trace.remainders[t], n)
-            v, h, b = binary_step_inverse(s, r, v, _to_grid(zf[t], p), p)      # (E6.1–E6.3)
-            bad += b
-        else:
-            h = charges[t]
-            flips += (h >= p.theta).ne_(_unpack_rows(trace.spikes[t:t + 1], n)[0]).sum()
-        gv = _step_vjp(h, gsf[t], gv, p, out=gx[t])                             # (E6.4)
-    if charges is None:
-        v0_err = int(v.abs().max())
-    _drift(v0_err, int(flips), bad, on_drift)
-    return gx.mul_(1.0 / p.tau).view(z.shape)                                   # X̄ = H̄/τ
-
-
-# --------------------------------------------------------------------------------------------
-# The autograd Function (node alone, or synapse + node)
 
 
 def _run_synapse(synapse: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -455,8 +166,9 @@ class _BinaryLIFFunction(torch.autograd.Function):
                 leaf = x.detach().requires_grad_(want_x)
                 z = _run_synapse(synapse, leaf)
         gs = torch.zeros_like(z) if gs is None else gs
-        gz = _node_backward(z.detach(), BinaryTrace(*trace), gs, ctx.p, ctx.reconstruct,
-                            ctx.on_drift)
+        gz, diagnostics = node_backward(z.detach(), BinaryTrace(*trace), gs, ctx.p,
+                                        ctx.reconstruct)
+        _drift(*diagnostics, ctx.on_drift)
         nones = (None,) * 7
         if synapse is None:
             return (gz, *nones)
@@ -464,25 +176,6 @@ class _BinaryLIFFunction(torch.autograd.Function):
         grads = list(torch.autograd.grad(z, wrt, gz, allow_unused=True)) if wrt else []
         gx = grads.pop(0) if want_x else None
         return (gx, *nones, *grads)
-
-
-def _reference_forward(z: torch.Tensor, p: BinaryLIFParams):
-    """(E5.*) in floating point under autograd (the BPTT reference): returns (S, V_T)."""
-    g = p.grid
-    v = torch.zeros_like(z[0])
-    out = []
-    for t in range(z.shape[0]):
-        xq = quantize(z[t], g)                                                  # (E5.0)
-        u = (xq - v + p.half * g) / (p.tau * g)
-        h = v + straight_through(u, rounding=torch.floor) * g                   # (E5.1), (E5.3)
-        s = p.surrogate(h - p.theta_float)                                      # (E5.4)
-        v = h - p.theta_float * s                                               # (E5.5)
-        out.append(s)
-    return torch.stack(out), v
-
-
-# --------------------------------------------------------------------------------------------
-# Modules
 
 
 class BinaryReversibleLIF(SpikingNode):
@@ -655,42 +348,3 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
     _attach_packed(spikes, packed)
     # replaying keeps nothing per neuron: do not hand out (and so keep alive) V_T either
     return spikes, (v if node.reconstruct == "reverse" else None)
-
-
-class BinarySpikingUnit(nn.Module):
-    """Synapse (e.g. [pool →] conv → BatchNorm) followed by a :class:`BinaryReversibleLIF`.
-
-    The synapse maps one step ``[B, ...]`` (it is applied to the merged ``T·B`` batch); the unit
-    maps ``[T, B, ...]`` to binary spikes ``[T, B, ...]``. A binary input (the previous unit's
-    spikes) is saved packed — the very tensor the previous unit saved, so it is counted once — and
-    the synapse is recomputed in backward; an analog input (an image) is kept by reference. See NOTE
-    [what is stored, and where the input comes from].
-
-    Args:
-        synapse: module applied per step (on ``T·B``); its BatchNorms are frozen and its RNG
-            replayed when recomputed.
-        node: the :class:`BinaryReversibleLIF` (default: ``BinaryReversibleLIF()``). With
-            ``backward="autograd"`` the unit is plain autograd (synapse and node), the reference.
-        pack_input: save a binary input packed (default True); False keeps it by reference.
-
-    >>> unit = BinarySpikingUnit(nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)))
-    >>> s = unit((torch.rand(3, 2, 2, 5, 5) > 0.5).float())
-    >>> s.shape, bool(((s == 0) | (s == 1)).all())
-    (torch.Size([3, 2, 4, 5, 5]), True)
-    """
-
-    def __init__(self, synapse: nn.Module, node: Optional[BinaryReversibleLIF] = None,
-                 pack_input: bool = True):
-        super().__init__()
-        self.synapse = synapse
-        self.node = node if node is not None else BinaryReversibleLIF()
-        if not isinstance(self.node, BinaryReversibleLIF):
-            raise TypeError("BinarySpikingUnit: node must be a BinaryReversibleLIF")
-        self.pack_input = pack_input
-
-    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
-        """Spikes ``[T, B, ...]`` (and the node's final membrane, as :meth:`BinaryReversibleLIF.forward`)."""
-        check_sequence(x, node="BinarySpikingUnit")
-        self.node._refuse_state(state)
-        spikes, v = _apply(self.node, self.synapse, x, self.pack_input)
-        return (spikes, v) if return_state else spikes

@@ -4,7 +4,7 @@
 every activation and lists each tensor autograd keeps for backward, with its size. A tensor kept by
 two layers (a node's output that the next conv also keeps as its input) is listed once, at the layer
 that keeps it first, and the later layer's row says ``shared``. The total is what
-:func:`revsnn.measure.saved_tensor_bytes` counts as ``saved_bytes`` (storage-deduplicated, parameters
+:func:`revsnn.analysis.measure.saved_tensor_bytes` counts as ``saved_bytes`` (storage-deduplicated, parameters
 excluded); ``tests/test_memory_model.py`` checks the two agree.
 
 What a spiking node stores it says itself (``node.stored(dtype)``, NOTE [node protocol] in
@@ -17,7 +17,7 @@ layer                   stores
 conv / linear           its input (the previous layer's output; shared when already kept)
 BatchNorm (autograd)    its input x (s·N) and the per-channel batch mean and 1/σ
 BN fused into the node  the residual code (1 byte per element, 2 with 16-bit codes) and 1/σ; not x
-  (fused / revnet)      (NOTE [BN + node fusion] in :mod:`revsnn.models.bn_node`)
+  (fused / revnet)      (NOTE [BN + node fusion] in :mod:`revsnn.layers.bn_node`)
 binary unit             its synapse nothing (recomputed); the previous unit's packed spikes (shared)
                         or its analog input by reference; then what its node stores
 reversible stack        its output only (``blocks``); run plainly, every block's layers
@@ -109,7 +109,7 @@ def _pool_out(pool, shape):
 def _node(acc: _Accountant, name: str, node: nn.Module, z, out, *, skip_input: bool = False):
     """Rows for a spiking node with input activation ``z`` and output ``out``: what the node says
     it stores (NOTE [node protocol])."""
-    from .nodes.base import SpikingNode
+    from ..nodes.base import SpikingNode
 
     if not isinstance(node, SpikingNode):
         raise TypeError(f"memory model: {type(node).__name__} does not implement the node "
@@ -140,7 +140,8 @@ def _node(acc: _Accountant, name: str, node: nn.Module, z, out, *, skip_input: b
 def _conv_bn_node(acc: _Accountant, name: str, block, x, addend=None, kept_input=None):
     """``kept_input``: the activation the conv's saved input belongs to, when ``x`` is a view of
     it (a reversible block's half)."""
-    from .models.bn_node import can_fuse, residual_bits
+    from ..functional.bn_inverse import residual_bits
+    from ..layers.bn_node import can_fuse
 
     acc.keep(f"{name}.conv", "conv", "input", kept_input or x)
     shape = _conv_out(block.conv, x[1])
@@ -241,7 +242,7 @@ def _rev_sequence(acc: _Accountant, name: str, stack, x):
 
 
 def _readout(acc: _Accountant, name: str, head, x):
-    from .models.layers import MeanReadout
+    from ..layers.units import MeanReadout
 
     c = x[1][0]
     if isinstance(head, MeanReadout):   # the mean saves nothing; the linear keeps [B, C]
@@ -261,9 +262,10 @@ def _readout(acc: _Accountant, name: str, head, x):
 
 
 def _walk(acc: _Accountant, name: str, layer, x):
-    from .binary import BinarySpikingUnit
-    from .blocks import RevSequence
-    from .models.layers import BasicBlock, ConvBNNode, SeqMaxPool
+    from ..layers.units import BinarySpikingUnit
+    from ..layers.reversible import RevSequence
+    from ..layers.containers import SeqMaxPool
+    from ..layers.units import BasicBlock, ConvBNNode
 
     if isinstance(layer, ConvBNNode):
         return _conv_bn_node(acc, name, layer, x)
@@ -292,12 +294,12 @@ def predict_saved_bytes(model_or_arch, mode=None, *, T: int = 4, batch: int = 1,
     :func:`revsnn.models.build`). Returns a pandas DataFrame with columns
     layer, kind, tensor, shape (per sample and step), elements, itemsize, bytes, shared (kept
     already by an earlier layer: 0 bytes here); ``df.attrs["total_bytes"]`` is the sum, the
-    predicted ``saved_bytes`` of :mod:`revsnn.measure` for a static input ``[batch, C, S, S]``.
+    predicted ``saved_bytes`` of :mod:`revsnn.analysis.measure` for a static input ``[batch, C, S, S]``.
     """
     import pandas as pd
 
     from .measure import parse_dtype
-    from .models import SpikingNet, build
+    from ..models import SpikingNet, build
 
     if isinstance(model_or_arch, SpikingNet):
         if mode is not None:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .reversible import ReversibleLIF, rev_step_inverse, _split
+from ..functional.reversible import rev_step_inverse, _split
+from ..nodes.reversible import ReversibleLIF
 
 __all__ = ["InvertibilityReport", "check_invertible", "drift_table", "naive_coupling_drift"]
 
@@ -50,7 +51,7 @@ def check_invertible(node: ReversibleLIF, x: torch.Tensor) -> InvertibilityRepor
     Compares each reconstructed input with the quantised input q(X) the node consumed, the
     reconstructed initial state with zeros, and each recomputed spike with the forward's spike.
     """
-    from .reversible import rev_step
+    from ..functional.reversible import rev_step
     p = node.params(x.dtype)
     cd = node.compute_dtype(x.dtype)
     v1, v2 = node.initial_state(x)

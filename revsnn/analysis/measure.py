@@ -83,8 +83,8 @@ def parse_device(name) -> torch.device:
 
 def environment() -> dict:
     """``name -> value`` describing the installation and the devices (``revsnn info``)."""
-    from . import __version__
-    from .baselines import spikingjelly_available, spikingjelly_version
+    from .._version import __version__
+    from ..baselines import spikingjelly_available, spikingjelly_version
 
     sj = spikingjelly_version()
     if sj is None:
@@ -397,7 +397,7 @@ def measure(build: Callable[[], nn.Module], make_input: Callable[[], torch.Tenso
 def node_factory(mode, **node_kwargs) -> Callable[[], nn.Module]:
     """A zero-argument builder of the standalone node of ``mode`` (a preset offered for ``nodes``:
     its name, alias or :class:`~revsnn.MemoryMode`)."""
-    from .strategy import parse
+    from ..strategy import parse
     preset = parse(mode, command="nodes")
     return lambda: preset.make_node(**node_kwargs)
 
@@ -405,7 +405,7 @@ def node_factory(mode, **node_kwargs) -> Callable[[], nn.Module]:
 def node_case(mode, *, T: int = 8, batch: int = 64, neurons: int = 4096, dtype="float32",
               device="cpu", **node_kwargs) -> Case:
     """A :class:`Case` for one node on input ``[T, batch, neurons]`` (inputs N(0, 1.5²))."""
-    from .strategy import parse
+    from ..strategy import parse
     preset = parse(mode, command="nodes")
     for name, val in (("T", T), ("batch", batch), ("neurons", neurons)):
         if int(val) < 1:

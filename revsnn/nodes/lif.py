@@ -1,18 +1,9 @@
-"""Standard spiking nodes with SpikingJelly's semantics: :class:`LIF` and :class:`IF`.
-
-Equations (labels are cited in the notebooks and tests):
-
-- (E1.1) charge, ``decay_input=True``:   H[t] = V[t-1] + (X[t] − (V[t-1] − V_reset)) / τ
-- (E1.2) charge, ``decay_input=False``:  H[t] = V[t-1] − (V[t-1] − V_reset) / τ + X[t]
-- (E1.3) IF charge:                      H[t] = V[t-1] + X[t]
-- (E1.4) fire:                           S[t] = Θ(H[t] − V_th), gradient from the surrogate
-- (E1.5) hard reset:                     V[t] = S[t]·V_reset + (1 − S[t])·H[t]
-- (E1.6) soft reset (``v_reset=None``):  V[t] = H[t] − S[t]·V_th
+"""Standard spiking nodes with SpikingJelly's semantics: :class:`LIF` and :class:`IF` (equations
+(E1.x) and step functions in :mod:`revsnn.functional.lif`), and :class:`Checkpointed`.
 
 Nodes take a whole sequence, time first ``[T, B, ...]`` (SpikingJelly's ``step_mode='m'``), and
 start every call from rest (V = V_reset, or 0 for soft reset) unless an initial state is passed, so
-no state leaks between batches. The maths lives in the pure step functions :func:`lif_step` and
-:func:`if_step`; the modules only hold hyperparameters.
+no state leaks between batches. The modules only hold hyperparameters.
 
 >>> import torch
 >>> lif = LIF()
@@ -23,60 +14,17 @@ no state leaks between batches. The maths lives in the pure step functions :func
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .nodes.base import SpikingNode, Stored, check_sequence
-from .surrogate import Sigmoid, Surrogate
+from ..functional.lif import LIFParams, if_step, lif_step
+from ..surrogate import Sigmoid, Surrogate
+from .base import SpikingNode, Stored, check_sequence
 
-__all__ = ["LIFParams", "lif_step", "if_step", "LIF", "IF", "Checkpointed"]
-
-
-class LIFParams(NamedTuple):
-    """Hyperparameters of a LIF/IF node.
-
-    tau: membrane time constant τ (timesteps, > 1); ignored by IF.
-    v_threshold: firing threshold V_th.
-    v_reset: reset potential V_reset; ``None`` selects the soft reset (E1.6).
-    decay_input: whether the input is divided by τ (E1.1) or added directly (E1.2).
-    surrogate: surrogate gradient of Θ.
-    detach_reset: whether the reset term is excluded from the gradient.
-    """
-
-    tau: float = 2.0
-    v_threshold: float = 1.0
-    v_reset: Optional[float] = 0.0
-    decay_input: bool = True
-    surrogate: Surrogate = Sigmoid()
-    detach_reset: bool = False
-
-
-def _fire_and_reset(h: torch.Tensor, p: LIFParams):
-    s = p.surrogate(h - p.v_threshold)                      # (E1.4)
-    sd = s.detach() if p.detach_reset else s
-    if p.v_reset is None:
-        v = h - sd * p.v_threshold                          # (E1.6)
-    else:
-        v = sd * p.v_reset + (1.0 - sd) * h                 # (E1.5)
-    return s, v
-
-
-def lif_step(x: torch.Tensor, v: torch.Tensor, p: LIFParams):
-    """One LIF step: ``(X[t], V[t-1]) -> (S[t], V[t])``."""
-    v_reset = 0.0 if p.v_reset is None else p.v_reset
-    if p.decay_input:
-        h = v + (x - (v - v_reset)) / p.tau                 # (E1.1)
-    else:
-        h = v - (v - v_reset) / p.tau + x                   # (E1.2)
-    return _fire_and_reset(h, p)
-
-
-def if_step(x: torch.Tensor, v: torch.Tensor, p: LIFParams):
-    """One IF step: ``(X[t], V[t-1]) -> (S[t], V[t])``."""
-    return _fire_and_reset(v + x, p)                        # (E1.3)
+__all__ = ["LIF", "IF", "Checkpointed"]
 
 
 class _MultiStepNode(SpikingNode):

@@ -1,0 +1,55 @@
+"""SpikingJelly's ``LIFNode`` as a node of the protocol (the comparison baseline; needs SpikingJelly,
+:mod:`revsnn.baselines`)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..baselines import require_spikingjelly
+from .base import SpikingNode, Stored
+
+__all__ = ["SpikingJellyLIF"]
+
+
+class SpikingJellyLIF(SpikingNode):
+    """SpikingJelly ``LIFNode(step_mode='m')`` that starts every call from rest (state reset first).
+
+    Keyword arguments use revsnn's names (``surrogate`` is a revsnn surrogate, translated).
+    """
+
+    kind = "SpikingJelly LIFNode"
+
+    def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
+                 v_reset=0.0, surrogate=None, detach_reset: bool = False, **_ignored):
+        super().__init__()
+        require_spikingjelly()
+        from spikingjelly.activation_based import neuron, surrogate as sj_surrogate
+
+        from ..surrogate import ATan, Sigmoid
+        surrogate = surrogate or Sigmoid()
+        if isinstance(surrogate, ATan):
+            sg = sj_surrogate.ATan(alpha=surrogate.alpha)
+        elif isinstance(surrogate, Sigmoid):
+            sg = sj_surrogate.Sigmoid(alpha=surrogate.alpha)
+        else:
+            raise ValueError(f"no SpikingJelly equivalent for surrogate {surrogate!r}")
+        self.node = neuron.LIFNode(tau=float(tau), decay_input=decay_input,
+                                   v_threshold=v_threshold, v_reset=v_reset,
+                                   surrogate_function=sg, detach_reset=detach_reset,
+                                   step_mode="m")
+
+    def stored(self, dtype: torch.dtype) -> tuple:
+        """As revsnn's LIF: H − θ, 1 − S and H per step (hard reset), H − θ only (soft reset)."""
+        if self.node.v_reset is None:
+            return (Stored("H−θ per step", "neuron-step"),)
+        return (Stored("H−θ, 1−S, H per step", "neuron-step", count=3),)
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        v0 = 0.0 if self.node.v_reset is None else self.node.v_reset
+        return torch.full_like(x[0], v0)
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        self._refuse_state(state)
+        self.node.reset()
+        y = self.node(x)
+        return (y, self.node.v) if return_state else y
