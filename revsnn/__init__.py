@@ -35,6 +35,7 @@ from .nodes.lif import IF, LIF, Checkpointed
 from .nodes.reversible import ReversibleLIF
 from .strategy import MemoryMode, Preset, Strategy, make_node
 from .surrogate import ATan, Sigmoid, Surrogate
+from .temporal import TemporalNetwork, TemporalUnit, TimestepBatchNorm2d, temporal_model
 
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "Sigmoid", "ATan", "Surrogate",
     "BinaryReversibleLIF", "BinarySpikingUnit", "pack_spikes", "unpack_spikes",
     "RevBlock", "RevSequence", "rev_spiking_resnet",
+    "TemporalNetwork", "TemporalUnit", "TimestepBatchNorm2d", "temporal_model",
     "__version__",
 ]

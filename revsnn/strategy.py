@@ -52,8 +52,9 @@ RECONSTRUCTIONS = ("none", "reverse", "replay")
 """How a reconstructing backward rebuilds the membranes: not at all (autograd stores them), by
 walking back from the final state, or by re-running the forward from rest (binary node only)."""
 SCHEDULES = ("layer", "temporal")
-"""``layer``: every layer runs all T steps before the next layer (the zoo); ``temporal``: time-major,
-reserved for a time-major engine that registers its own preset and builder."""
+"""``layer``: every layer runs all T steps before the next layer (the zoo); ``temporal``: every
+layer runs one step before the next step, forward and backward (:mod:`revsnn.temporal`, which
+registers the ``temporal`` preset with its own builder)."""
 BASELINES = ("none", "spikingjelly", "memopt")
 """``spikingjelly``: SpikingJelly's ``LIFNode`` (the comparison baseline); ``memopt``: that network
 after SpikingJelly's ``memopt.optimize_memory``."""

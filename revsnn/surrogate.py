@@ -70,6 +70,10 @@ class Surrogate:
     def derivative(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def derivative_(self, x: torch.Tensor) -> torch.Tensor:
+        """``derivative(x)`` written into ``x`` where the surrogate can (no temporary tensors)."""
+        return x.copy_(self.derivative(x))
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -93,6 +97,10 @@ class Sigmoid(Surrogate):
         sg = torch.mul(x, self.alpha).sigmoid_()
         return torch.rsub(sg, 1.0).mul_(sg).mul_(self.alpha)
 
+    def derivative_(self, x: torch.Tensor) -> torch.Tensor:
+        sg = x.mul_(self.alpha).sigmoid_()
+        return torch.addcmul(sg, sg, sg, value=-1.0, out=sg).mul_(self.alpha)   # α·sg·(1 − sg)
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x * self.alpha)
 
@@ -106,6 +114,9 @@ class ATan(Surrogate):
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
         ax = (math.pi / 2 * self.alpha) * x
         return (self.alpha / 2) / (1 + ax * ax)
+
+    def derivative_(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul_(math.pi / 2 * self.alpha).square_().add_(1.0).reciprocal_().mul_(self.alpha / 2)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 + torch.atan((math.pi / 2 * self.alpha) * x) / math.pi

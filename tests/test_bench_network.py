@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from revsnn.analysis.measure import step_peak_bytes
 from revsnn.baselines import spikingjelly_available
 from revsnn.bench import budget, network
 from revsnn.cli import UsageError
@@ -138,7 +139,7 @@ def test_step_peak_bytes_counts_parameters_and_grows_with_batch():
 
     def peak(b):
         x, y = torch.rand(b, 1, 8, 8), torch.zeros(b, dtype=torch.long)
-        return budget.step_peak_bytes(model, lambda: x.clone(), lambda o: F.cross_entropy(o, y))
+        return step_peak_bytes(model, lambda: x.clone(), lambda o: F.cross_entropy(o, y))
 
     p1, p2, p4 = peak(1), peak(2), peak(4)
     assert p1 > 2 * params                                   # parameters + their gradients

@@ -15,6 +15,12 @@ What is counted
 - ``act_bytes``: activation bytes alive after the forward, tracked at the allocator level by
   ``torch.distributed._tools.mem_tracker.MemTracker`` (works on CPU; inputs are created inside the
   tracked region). ``peak_bytes``: its peak over forward + backward.
+- ``act_peak_bytes``: the **activation peak**, the peak of live tensor storage over the whole step
+  (forward, loss, backward) minus the parameters, buffers and parameter gradients, which are the
+  same in every strategy. Counted at the dispatcher (:func:`step_peak_bytes`: every storage an
+  operator creates is counted until it is freed), which, unlike MemTracker, also follows modules
+  that run T times in one step (the time-major strategy); on CUDA from
+  ``torch.cuda.max_memory_allocated``. The headline memory figure.
 - ``cuda_peak_bytes``: ``torch.cuda.max_memory_allocated`` over the step (NaN on CPU).
 - times: medians over ``repeats`` runs after ``warmup`` runs, with ``torch.cuda.synchronize`` /
   CUDA events on GPU; ``bwd_ms_iqr`` is the interquartile range.
@@ -35,13 +41,14 @@ from torch import nn
 __all__ = [
     "COLUMNS", "SavedBytes", "saved_tensor_bytes", "Case", "measure_cases", "measure",
     "node_case", "measure_node", "measure_nodes", "node_factory", "to_frame", "device_name",
-    "is_oom", "parse_dtype", "parse_device", "environment", "failure_row",
+    "is_oom", "parse_dtype", "parse_device", "environment", "failure_row", "step_peak_bytes",
+    "activation_peak_bytes", "LiveStorage",
 ]
 
 COLUMNS = [
     "kind", "mode", "label", "arch", "T", "batch", "shape", "dtype", "device", "device_name",
     "torch_version", "saved_bytes", "saved_input_bytes", "saved_output_bytes", "saved_param_bytes",
-    "act_bytes", "peak_bytes", "cuda_peak_bytes", "fwd_ms", "bwd_ms", "bwd_ms_iqr", "step_ms",
+    "act_bytes", "peak_bytes", "act_peak_bytes", "cuda_peak_bytes", "fwd_ms", "bwd_ms", "bwd_ms_iqr", "step_ms",
     "repeats", "status", "error",
 ]
 
@@ -254,6 +261,97 @@ def _tracked_memory(module: nn.Module, make_input, loss_fn, device) -> tuple[int
     return int(act), int(peak.get(dev, {}).get("Total", 0))
 
 
+class LiveStorage:
+    """Counts live CPU tensor storage bytes at the dispatcher, and their peak (a
+    ``TorchDispatchMode`` used as a context manager).
+
+    ``known`` tensors (parameters, buffers, gradients that exist before the step) are counted from
+    the start, once per storage; a view of one of them made inside the block is not a new storage.
+    Every other storage an operator returns is counted until it is freed (``weakref.finalize``).
+    """
+
+    def __new__(cls, known=()):
+        import weakref
+
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
+
+        class _Mode(TorchDispatchMode):
+            def __init__(self):
+                super().__init__()
+                self._live: dict = {}
+                for t in known:
+                    if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                        st = t.untyped_storage()
+                        self._live[st.data_ptr()] = st.nbytes()
+                self.current = self.peak = sum(self._live.values())
+
+            def _forget(self, key):
+                n = self._live.pop(key, None)
+                if n is not None:
+                    self.current -= n
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                for t in tree_leaves(out):
+                    if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
+                        continue
+                    st = t.untyped_storage()
+                    key, n = st.data_ptr(), st.nbytes()
+                    if n == 0 or key in self._live:
+                        continue
+                    self._live[key] = n
+                    self.current += n
+                    weakref.finalize(st, self._forget, key)
+                    self.peak = max(self.peak, self.current)
+                return out
+
+        return _Mode()
+
+
+def step_peak_bytes(model: nn.Module, make_input: Callable, loss_fn: Callable,
+                    device="cpu") -> int:
+    """Peak bytes of one training step of ``model`` (parameters, buffers and gradients included).
+
+    Gradients are cleared first (so they are allocated, and counted, inside the step) and again
+    after. ``make_input`` is called inside the measured region.
+    """
+    dev = torch.device(device)
+    model.zero_grad(set_to_none=True)
+    try:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            loss_fn(model(make_input())).backward()
+            torch.cuda.synchronize(dev)
+            return int(torch.cuda.max_memory_allocated(dev))
+        tracker = LiveStorage(list(model.parameters()) + list(model.buffers()))
+        with tracker:
+            loss_fn(model(make_input())).backward()
+        return int(tracker.peak)
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+def _fixed_bytes(model: nn.Module) -> int:
+    """Parameters, buffers and the gradients of the trainable parameters (storage-deduplicated)."""
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        key = t.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total + sum(p.numel() * p.element_size() for p in model.parameters()
+                       if p.requires_grad)
+
+
+def activation_peak_bytes(model: nn.Module, make_input: Callable, loss_fn: Callable,
+                          device="cpu") -> int:
+    """The activation peak of one training step: :func:`step_peak_bytes` minus parameters,
+    buffers and parameter gradients (the same in every strategy)."""
+    return step_peak_bytes(model, make_input, loss_fn, device) - _fixed_bytes(model)
+
+
 class Case:
     """One configuration to measure: a module builder, an input maker, a loss and row metadata."""
 
@@ -318,8 +416,15 @@ def _measure_memory(case: Case, track_memory: bool):
                     saved_output_bytes=sb.shared_output, saved_param_bytes=sb.params)
     del x, _
     if track_memory:
-        case.row["act_bytes"], case.row["peak_bytes"] = _tracked_memory(
-            case.module, case.make_input, case.loss, case.device)
+        case.row["act_peak_bytes"] = activation_peak_bytes(case.module, case.make_input,
+                                                           case.loss, case.device)
+        try:
+            case.row["act_bytes"], case.row["peak_bytes"] = _tracked_memory(
+                case.module, case.make_input, case.loss, case.device)
+        except NotImplementedError:
+            # MemTracker refuses modules that run more than once per step (time-major): the
+            # activation peak above, counted at the dispatcher, covers them
+            case.row["act_bytes"] = case.row["peak_bytes"] = math.nan
 
 
 def _time_once(case: Case, record: bool):

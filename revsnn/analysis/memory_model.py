@@ -20,6 +20,8 @@ BN fused into the node  the residual code (1 byte per element, 2 with 16-bit cod
   (fused / revnet)      (NOTE [BN + node fusion] in :mod:`revsnn.layers.bn_node`)
 binary unit             its synapse nothing (recomputed); the previous unit's packed spikes (shared)
                         or its analog input by reference; then what its node stores
+time-major unit         packed spikes and remainders per step, V_T per neuron (``temporal``,
+                        :mod:`revsnn.temporal.memory`, which also predicts the activation peak)
 reversible stack        its output only (``blocks``); run plainly, every block's layers
 max pool 2×2            its input (shared) and int64 argmax indices of its output (8 bytes each)
 global average pool     nothing (its backward needs only the shape); pooling to k×k, k > 1: its input
@@ -298,10 +300,12 @@ def predict_saved_bytes(model_or_arch, mode=None, *, T: int = 4, batch: int = 1,
     """
     import pandas as pd
 
-    from .measure import parse_dtype
     from ..models import SpikingNet, build
+    from ..temporal import TemporalNetwork
+    from ..temporal.memory import predict_saved_rows
+    from .measure import parse_dtype
 
-    if isinstance(model_or_arch, SpikingNet):
+    if isinstance(model_or_arch, (SpikingNet, TemporalNetwork)):
         if mode is not None:
             raise ValueError("predict_saved_bytes: pass mode only with an architecture name")
         model = model_or_arch
@@ -314,6 +318,11 @@ def predict_saved_bytes(model_or_arch, mode=None, *, T: int = 4, batch: int = 1,
     for name, val in (("T", T), ("batch", batch), ("image_size", image_size)):
         if int(val) < 1:
             raise ValueError(f"predict_saved_bytes: {name} must be >= 1, got {val}")
+    if isinstance(model, TemporalNetwork):              # time-major: the engine's own account
+        x = torch.zeros(batch, in_channels, image_size, image_size, dtype=parse_dtype(dtype))
+        df = pd.DataFrame(predict_saved_rows(model.to(x.dtype), x, T), columns=_COLUMNS)
+        df.attrs["total_bytes"] = int(df["bytes"].sum())
+        return df
     acc = _Accountant(T, batch, parse_dtype(dtype))
     x = acc.new((in_channels, image_size, image_size))          # the encoder's output
     for i, layer in enumerate(model.features):

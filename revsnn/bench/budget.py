@@ -32,6 +32,7 @@ import re
 import time
 from typing import Callable, Optional, Sequence
 
+from ..analysis.measure import step_peak_bytes
 from .report import failure_text, fmt_ratio, format_table, human_bytes, is_ok, safe_ratio
 
 __all__ = ["parse_bytes", "step_peak_bytes", "search_max", "max_batch",
@@ -65,90 +66,6 @@ def parse_bytes(text) -> int:
     if n <= 0:
         raise ValueError(f"a memory budget must be positive, got {text!r}")
     return n
-
-
-# -- measuring one step --------------------------------------------------------------------------
-
-def _live_tracker(known=()):
-    """A TorchDispatchMode counting live CPU storage bytes (see the module docstring).
-
-    ``known`` tensors (parameters, buffers, gradients that exist before the step) are counted from
-    the start, once per storage; a view of one of them made inside the step is not a new storage.
-    """
-    import weakref
-
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
-
-    class LiveBytes(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self._live: dict = {}
-            for t in known:
-                if isinstance(t, torch.Tensor) and t.device.type == "cpu":
-                    st = t.untyped_storage()
-                    self._live[st.data_ptr()] = st.nbytes()
-            self.current = self.peak = sum(self._live.values())
-
-        def _forget(self, key):
-            n = self._live.pop(key, None)
-            if n is not None:
-                self.current -= n
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in tree_leaves(out):
-                if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
-                    continue
-                st = t.untyped_storage()
-                key, n = st.data_ptr(), st.nbytes()
-                if n == 0 or key in self._live:
-                    continue
-                self._live[key] = n
-                self.current += n
-                weakref.finalize(st, self._forget, key)
-                self.peak = max(self.peak, self.current)
-            return out
-
-    return LiveBytes()
-
-
-def _storage_bytes(tensors) -> int:
-    seen, total = set(), 0
-    for t in tensors:
-        if t is None:
-            continue
-        st = t.untyped_storage()
-        if st.data_ptr() not in seen:
-            seen.add(st.data_ptr())
-            total += st.nbytes()
-    return total
-
-
-def step_peak_bytes(model, make_input: Callable, loss_fn: Callable, device="cpu") -> int:
-    """Peak bytes of one training step of ``model`` (parameters and gradients included).
-
-    Gradients are cleared first (so they are allocated, and counted, inside the step) and again
-    after. ``make_input`` is called inside the measured region.
-    """
-    import torch
-
-    dev = torch.device(device)
-    model.zero_grad(set_to_none=True)
-    try:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-            loss_fn(model(make_input())).backward()
-            torch.cuda.synchronize(dev)
-            return int(torch.cuda.max_memory_allocated(dev))
-        tracker = _live_tracker(list(model.parameters()) + list(model.buffers()))
-        with tracker:
-            loss_fn(model(make_input())).backward()
-        return int(tracker.peak)
-    finally:
-        model.zero_grad(set_to_none=True)
 
 
 # -- the search ----------------------------------------------------------------------------------
@@ -302,7 +219,9 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
         row["batch"] = v
     else:
         row["T"] = v
-    if not res["exact"] and v > 0:
+    if limit and v >= limit:
+        row["error"] = f"the probe limit {limit} itself fits: the maximum is at least {limit}"
+    elif not res["exact"] and v > 0:
         row["error"] = "boundary not confirmed within the probe limit"
     return row
 

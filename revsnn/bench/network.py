@@ -16,8 +16,11 @@ optimizer step). Modes are the presets of :mod:`revsnn.strategy` that build the 
   reversible-block ResNets ``revresnet_s/m/l`` (whose ``bptt`` row is the same network run plainly).
 
 Columns beyond :data:`revsnn.analysis.measure.COLUMNS`: ``predicted_saved_bytes`` (the analytic model of
-:mod:`revsnn.analysis.memory_model`; empty for memopt, which it does not model), ``saved_ratio`` /
-``act_ratio`` / ``peak_ratio`` (SpikingJelly's value / the mode's: higher is leaner),
+:mod:`revsnn.analysis.memory_model`; empty for memopt, which it does not model),
+``predicted_act_peak_bytes`` (the analytic activation peak of :mod:`revsnn.temporal.memory`; the
+``temporal`` preset only), ``act_peak_ratio`` (SpikingJelly's activation peak / the mode's: the
+headline figure), ``saved_ratio`` / ``act_ratio`` / ``peak_ratio`` (SpikingJelly's value / the
+mode's: higher is leaner),
 ``step_ratio`` (the mode's step time / SpikingJelly's) and ``step_vs_bptt`` (/ our BPTT LIF's).
 ``saved_bytes`` excludes parameters; it misses what checkpointing keeps in its own frames, so
 compare checkpointed modes by ``act_bytes`` / ``peak_bytes`` (allocator-level, params included).
@@ -35,10 +38,14 @@ from .report import failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, 
 __all__ = ["measure_network", "network_sweep", "network_case", "add_ratios",
            "format_network_table", "COLUMNS", "LEGEND"]
 
-EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "saved_ratio", "act_ratio",
-                 "peak_ratio", "step_ratio", "step_vs_bptt"]
+EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "predicted_act_peak_bytes",
+                 "act_peak_ratio", "saved_ratio", "act_ratio", "peak_ratio", "step_ratio",
+                 "step_vs_bptt", "step_vs_fused"]
 
 LEGEND = (
+    "act peak: the activation peak, the peak of live storage over forward + loss + backward minus\n"
+    "parameters, buffers and parameter gradients (counted at the dispatcher; every mode);\n"
+    "model peak: its analytic prediction (temporal); the headline is act peak ×SJ;\n"
     "saved: bytes autograd keeps for backward, parameters excluded (storage-deduplicated);\n"
     "model: the analytic prediction of revsnn.analysis.memory_model; act: activations alive after forward;\n"
     "peak: allocator-level peak over forward + backward (parameters and gradients included);\n"
@@ -109,6 +116,25 @@ def _prediction(arch, mode, T, batch, image_size, num_classes, dtype, in_channel
                          node_kwargs=node_kwargs)
 
 
+def _peak_prediction(arch, row, T, batch, image_size, num_classes, in_channels, node_kwargs):
+    """The analytic activation peak of a time-major row (NaN for the other presets)."""
+    from .. import strategy
+    from ..models import DEFAULT_IN_CHANNELS, build
+    from ..temporal import TemporalNetwork
+    from ..temporal.memory import predict_peak_bytes
+
+    import torch
+
+    if not is_ok(row) or strategy.get(row["mode"]).strategy.schedule != "temporal":
+        return math.nan
+    c = DEFAULT_IN_CHANNELS.get(arch, 3) if in_channels is None else int(in_channels)
+    model = build(arch, row["mode"], num_classes=num_classes, in_channels=c,
+                  node_kwargs=node_kwargs, T=T)
+    if not isinstance(model, TemporalNetwork):        # another engine's time-major preset
+        return math.nan
+    return predict_peak_bytes(model, torch.zeros(batch, c, image_size, image_size))
+
+
 def add_ratios(rows: Sequence[dict]) -> list:
     """Fill the ratio columns of one block of rows (same arch, T, batch) in place; returns rows."""
     by_mode = {r["mode"]: r for r in rows}
@@ -117,11 +143,14 @@ def add_ratios(rows: Sequence[dict]) -> list:
     for r in rows:
         good = is_ok(r)
         for col, key in (("saved_ratio", "saved_bytes"), ("act_ratio", "act_bytes"),
-                         ("peak_ratio", "peak_bytes")):
+                         ("peak_ratio", "peak_bytes"), ("act_peak_ratio", "act_peak_bytes")):
             r[col] = safe_ratio(sj[key], r[key]) if good and is_ok(sj) else math.nan
         r["step_ratio"] = safe_ratio(r["step_ms"], sj["step_ms"]) if good and is_ok(sj) else math.nan
         r["step_vs_bptt"] = (safe_ratio(r["step_ms"], bptt["step_ms"]) if good and is_ok(bptt)
                              else math.nan)
+        fused = by_mode.get("fused")
+        r["step_vs_fused"] = (safe_ratio(r["step_ms"], fused["step_ms"])
+                              if good and is_ok(fused) else math.nan)
     return list(rows)
 
 
@@ -157,6 +186,8 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
                                                      num_classes, dtype, in_channels, node_kwargs)
         except Exception:  # noqa: BLE001 - a prediction never hides a measurement
             r["predicted_saved_bytes"] = math.nan
+        r["predicted_act_peak_bytes"] = _peak_prediction(arch, r, T, batch, image_size,
+                                                         num_classes, in_channels, node_kwargs)
     add_ratios(rows)
     if on_row is not None:
         for r in rows:
@@ -206,24 +237,32 @@ def format_network_table(rows: Sequence[dict]) -> str:
     title = (f"{f['arch']}  T={f['T']}  batch={f['batch']}  input {f['shape']}  {f['dtype']}  "
              f"{f['device']} ({f['device_name']})")
     cuda = any(not is_missing(r.get("cuda_peak_bytes")) for r in rows)
-    headers = (["mode", "saved", "model", "act", "peak"] + (["cuda peak"] if cuda else [])
-               + ["fwd ms", "bwd ms", "step ms", "saved ×SJ", "act ×SJ", "peak ×SJ", "step/SJ",
-                  "step/BPTT"])
+    headers = (["mode", "act peak", "model peak", "act peak ×SJ", "saved", "model", "peak"]
+               + (["cuda peak"] if cuda else [])
+               + ["fwd ms", "bwd ms", "step ms", "saved ×SJ", "step/SJ", "step/BPTT"])
     table = []
     for r in rows:
         if not is_ok(r):
             table.append([r["label"], failure_text(r)])
             continue
-        table.append([r["label"], human_bytes(r["saved_bytes"]),
-                      human_bytes(r.get("predicted_saved_bytes")), human_bytes(r["act_bytes"]),
-                      human_bytes(r["peak_bytes"])]
+        table.append([r["label"], human_bytes(r.get("act_peak_bytes")),
+                      human_bytes(r.get("predicted_act_peak_bytes")),
+                      fmt_ratio(r.get("act_peak_ratio")), human_bytes(r["saved_bytes"]),
+                      human_bytes(r.get("predicted_saved_bytes")), human_bytes(r["peak_bytes"])]
                      + ([human_bytes(r.get("cuda_peak_bytes"))] if cuda else [])
                      + [fmt_ms(r["fwd_ms"]), fmt_ms(r["bwd_ms"], r["bwd_ms_iqr"]),
                         fmt_ms(r["step_ms"]), fmt_ratio(r.get("saved_ratio")),
-                        fmt_ratio(r.get("act_ratio")), fmt_ratio(r.get("peak_ratio")),
                         fmt_ratio(r.get("step_ratio")), fmt_ratio(r.get("step_vs_bptt"))])
     lines = [title, format_table(headers, table, align="<" + ">" * (len(headers) - 1))]
     by_mode = {r["mode"]: r for r in rows}
+    r = by_mode.get("temporal")
+    if is_ok(r) and not is_missing(r.get("act_peak_ratio")):
+        pred = r.get("predicted_act_peak_bytes")
+        model = ("" if is_missing(pred) else
+                 f" (analytic model {human_bytes(pred)}, {100 * (pred / r['act_peak_bytes'] - 1):+.1f}%)")
+        lines.append(f"{r['label']}: activation peak {fmt_ratio(r['act_peak_ratio'])} below "
+                     f"SpikingJelly's{model}; step time {fmt_ratio(r['step_ratio'])} of "
+                     f"SpikingJelly's, {fmt_ratio(r['step_vs_fused'])} of fused")
     for mode in ("fused", "revnet"):
         r = by_mode.get(mode)
         if is_ok(r) and not is_missing(r.get("saved_ratio")):

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
                              "searches with CUDA memory measurements)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="largest batch / T to probe (a search that reaches it reports "
+                             "'at least LIMIT'; bounds the time of a search on a CPU)")
     add_output_arguments(parser)
 
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     rows = budget_search(args.arch, modes, budget, T=args.T, batch=args.batch,
                          searches=tuple(args.search), image_size=args.image_size,
                          num_classes=args.num_classes, dtype=args.dtype, device=device,
-                         seed=args.seed, memopt_level=args.memopt_level,
+                         seed=args.seed, memopt_level=args.memopt_level, limit=args.limit,
                          on_row=lambda r: echo(f"… {r['search']} {r['label']}: "
                                                f"{r['max_value']} ({r['status']})",
                                                quiet=args.quiet))

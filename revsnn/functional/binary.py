@@ -302,16 +302,23 @@ def node_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: Bina
     return gx.mul_(1.0 / p.tau).view(z.shape), (v0_err, int(flips), bad)        # X̄ = H̄/τ
 
 
-def _reference_forward(z: torch.Tensor, p: BinaryLIFParams):
-    """(E5.*) in floating point under autograd (the BPTT reference): returns (S, V_T)."""
+def reference_step(z: torch.Tensor, v: torch.Tensor, p: BinaryLIFParams):
+    """(E5.0–E5.5) in floating point under autograd, one step: ``(X, V) -> (S, V')``. x̂δ = q(X)
+    and the floor of (E5.1) have straight-through gradients; every value is a multiple of δ below
+    2^(significand − F), so the spikes equal the integer path's."""
     g = p.grid
+    xq = quantize(z, g)                                                         # (E5.0)
+    u = (xq - v + p.half * g) / (p.tau * g)
+    h = v + straight_through(u, rounding=torch.floor) * g                       # (E5.1), (E5.3)
+    s = p.surrogate(h - p.theta_float)                                          # (E5.4)
+    return s, h - p.theta_float * s                                             # (E5.5)
+
+
+def _reference_forward(z: torch.Tensor, p: BinaryLIFParams):
+    """(E5.*) in floating point under autograd over all steps (the BPTT reference): (S, V_T)."""
     v = torch.zeros_like(z[0])
     out = []
     for t in range(z.shape[0]):
-        xq = quantize(z[t], g)                                                  # (E5.0)
-        u = (xq - v + p.half * g) / (p.tau * g)
-        h = v + straight_through(u, rounding=torch.floor) * g                   # (E5.1), (E5.3)
-        s = p.surrogate(h - p.theta_float)                                      # (E5.4)
-        v = h - p.theta_float * s                                               # (E5.5)
+        s, v = reference_step(z[t], v, p)
         out.append(s)
     return torch.stack(out), v
