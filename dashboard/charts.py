@@ -28,6 +28,9 @@ MIB = 2.0 ** 20
 
 METRICS = {
     # column: (axis title, divisor)
+    "act_peak_bytes": ("activation peak over the step (MiB)", MIB),
+    "predicted_act_peak_bytes": ("activation peak, analytic model (MiB)", MIB),
+    "act_peak_ratio": ("SpikingJelly activation peak ÷ mode (× leaner)", 1.0),
     "saved_bytes": ("saved for backward (MiB)", MIB),
     "act_bytes": ("activations after forward (MiB)", MIB),
     "peak_bytes": ("peak over forward + backward (MiB)", MIB),
@@ -351,7 +354,10 @@ def standard_figures(kind: str, df: Optional[pd.DataFrame]) -> dict:
             figs["Nodes: backward-time ratio vs T"] = node_ratio_figure(ratios, "bwd_ratio")
         return figs
     if kind == "network":
-        return {"Architectures: peak memory": network_figure(df, "peak_bytes"),
+        figs = {}
+        if "act_peak_bytes" in df.columns and df["act_peak_bytes"].notna().any():
+            figs["Architectures: activation peak"] = network_figure(df, "act_peak_bytes")
+        return {**figs, "Architectures: peak memory": network_figure(df, "peak_bytes"),
                 "Architectures: step time": network_figure(df, "step_ms")}
     if kind == "budget":
         searches = df["search"].dropna().unique() if "search" in df.columns else []

@@ -354,11 +354,12 @@ def test_architectures_real_tiny_training_step(runs):
     assert "Measured 1 of 1 configurations" in at.success[0].value
     saved = pd.read_csv(next(runs.glob("network-*.csv")))
     assert set(saved["status"]) == {"ok"} and set(saved["arch"]) == {"convnet"}
-    fig = spec(at)  # peak memory per configuration, one bar per mode
+    at = at.selectbox(key="network_metric").set_value("act_peak_bytes").run()
+    fig = spec(at)  # activation peak per configuration, one bar per mode
     bars = {t["name"]: t for t in fig["data"]}
     assert set(bars) == {"LIF (BPTT)", "ReversibleLIF (fused)"}
     for label, t in bars.items():
-        want = saved.loc[saved["label"] == label, "peak_bytes"].iloc[0] / 2**20
+        want = saved.loc[saved["label"] == label, "act_peak_bytes"].iloc[0] / 2**20
         assert t["x"] == ["convnet"] and t["y"] == pytest.approx([want])
 
 

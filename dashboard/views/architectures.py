@@ -145,10 +145,14 @@ if len(bad):
     st.error(f"{len(bad)} of {len(df)} rows did not measure (status oom/error); see the table.")
 
 c1, c2 = st.columns(2)
-metric = c1.selectbox("Metric", ["peak_bytes", "act_bytes", "saved_bytes", "predicted_saved_bytes",
-                                 "cuda_peak_bytes", "step_ms", "bwd_ms", "fwd_ms", "peak_ratio",
-                                 "act_ratio", "step_ratio", "step_vs_bptt"],
-                      format_func=lambda m: charts.METRICS[m][0], key="network_metric")
+# metrics the table has values for (a table measured before a column existed lacks it)
+metrics = [m for m in ("act_peak_bytes", "act_peak_ratio", "predicted_act_peak_bytes", "peak_bytes",
+                       "act_bytes", "saved_bytes", "predicted_saved_bytes", "cuda_peak_bytes",
+                       "step_ms", "bwd_ms", "fwd_ms", "peak_ratio", "act_ratio", "step_ratio",
+                       "step_vs_bptt")
+           if m in df.columns and df[m].notna().any()] or ["step_ms"]
+metric = c1.selectbox("Metric", metrics, format_func=lambda m: charts.METRICS[m][0],
+                      key="network_metric")
 log_y = c2.checkbox("log y", value=False, key="network_logy")
 export_ui.chart(charts.network_figure(df, metric, log_y=log_y), f"network {metric}",
                 "network_fig", df)
