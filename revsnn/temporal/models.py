@@ -42,11 +42,9 @@ def _head(channels: int, num_classes: int, pool: bool, pool_size: int = 1) -> nn
     return nn.Sequential(*layers)
 
 
-def temporal_vgg(cfg, *, in_channels: int = 3, num_classes: int = 10,
-                 node_kwargs: Optional[dict] = None, **net_kw) -> TemporalNetwork:
-    """A time-major spiking VGG from a channel list like :data:`revsnn.models.vgg.VGG_CONFIGS`."""
-    if isinstance(cfg, str):
-        cfg = VGG_CONFIGS[cfg]
+def _conv_stack(cfg, in_channels: int, node_kwargs: Optional[dict]) -> tuple:
+    """``(units, channels, pool pending)`` for a channel list (``"M"`` = 2×2 max pool, folded into
+    the next unit's synapse; a trailing one is left to the head)."""
     units, c, pool = [], in_channels, False
     for v in cfg:
         if v == "M":
@@ -55,6 +53,15 @@ def temporal_vgg(cfg, *, in_channels: int = 3, num_classes: int = 10,
         units.append(TemporalUnit(ConvBN(c, int(v), pool=pool), (len(units) - 1,),
                                   _node(node_kwargs)))
         c, pool = int(v), False
+    return units, c, pool
+
+
+def temporal_vgg(cfg, *, in_channels: int = 3, num_classes: int = 10,
+                 node_kwargs: Optional[dict] = None, **net_kw) -> TemporalNetwork:
+    """A time-major spiking VGG from a channel list like :data:`revsnn.models.configs.VGG_CONFIGS`."""
+    if isinstance(cfg, str):
+        cfg = VGG_CONFIGS[cfg]
+    units, c, pool = _conv_stack(cfg, in_channels, node_kwargs)
     return TemporalNetwork(units, _head(c, num_classes, pool), **net_kw)
 
 
@@ -88,14 +95,7 @@ def temporal_convnet(name: str = "convnet", *, in_channels: int = 1, num_classes
     """The digits ConvNet (:data:`revsnn.models.configs.CONVNET_CONFIGS`) time-major:
     ``[conv-BN-node, max pool] × 2``, then average pooling to the table's size and a classifier."""
     cfg, pool_size = CONVNET_CONFIGS[name]
-    units, c, pool = [], in_channels, False
-    for v in cfg:
-        if v == "M":
-            pool = True
-            continue
-        units.append(TemporalUnit(ConvBN(c, int(v), pool=pool), (len(units) - 1,),
-                                  _node(node_kwargs)))
-        c, pool = int(v), False
+    units, c, pool = _conv_stack(cfg, in_channels, node_kwargs)
     return TemporalNetwork(units, _head(c, num_classes, pool, pool_size=pool_size), **net_kw)
 
 

@@ -32,21 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..layers.containers import FitMaxPool2d
 from .bn import TimestepBatchNorm2d
 
 __all__ = ["Synapse", "ConvBN", "Residual", "LinearSynapse", "ModuleSynapse", "StepMaxPool",
            "as_synapse", "narrow_inputs"]
 
 
-class StepMaxPool(nn.MaxPool2d):
-    """2-d max pooling of one step; the identity when the map is smaller than the kernel (so deep
-    VGGs accept small images, as :class:`revsnn.models.SeqMaxPool` does)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kernel_size if isinstance(self.kernel_size, int) else min(self.kernel_size)
-        if x.shape[-1] < k or x.shape[-2] < k:
-            return x
-        return super().forward(x)
+StepMaxPool = FitMaxPool2d
+"""2-d max pooling of one step; the identity when the map is smaller than the kernel."""
 
 
 class Synapse(nn.Module):
