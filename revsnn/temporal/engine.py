@@ -56,11 +56,11 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import nn
 
-from ..functional.binary import (BinaryLIFParams, _pack_rows, _to_grid, _unpack_bits,
+from ..functional.binary import (BinaryLIFParams, _narrow, _pack_rows, _to_grid, _unpack_bits,
                                  _unpack_remainder, binary_step, binary_step_inverse,
                                  reference_step)
 from ..models.encoders import make_encoder
-from ..nodes.base import check_sequence
+from ..nodes.base import ON_DRIFT, check_choice, check_sequence
 from ..nodes.binary import BinaryReversibleLIF, _check_range, _drift
 from ..nodes.recompute import capture_rng, replay_rng, uses_rng
 from .bn import collect_statistics, frozen_statistics
@@ -257,15 +257,8 @@ def _forward_pass(net: "TemporalNetwork", x: torch.Tensor, static: bool, T: int,
             logits = o if t == 0 else logits.add_(o)
         del outs
     if store:
-        trace.v_final = [_narrow_state(vi) for vi in v]
+        trace.v_final = [_narrow(vi) for vi in v]
     return (logits.div_(T) if mean else torch.stack(logits)), trace
-
-
-def _narrow_state(v: torch.Tensor) -> torch.Tensor:
-    """V_T as int16 when every value fits, else int32 (per neuron, kept for the walk back)."""
-    if v.numel() and int(v.abs().max()) < 2 ** 15:
-        return v.to(torch.int16)
-    return v
 
 
 def _unpack_unit(packed: torch.Tensor, plan: _UnitPlan, dtype) -> torch.Tensor:
@@ -474,12 +467,8 @@ class TemporalNetwork(nn.Module):
                  on_drift: str = "raise", chunk_bytes: Optional[int] = DEFAULT_CHUNK_BYTES,
                  grad_chunk_bytes: Optional[int] = None, config: Optional[dict] = None):
         super().__init__()
-        if backward not in TEMPORAL_BACKWARDS:
-            raise ValueError(f"TemporalNetwork: backward must be one of {TEMPORAL_BACKWARDS}, "
-                             f"got {backward!r}")
-        if on_drift not in ("raise", "warn", "ignore"):
-            raise ValueError(f"TemporalNetwork: on_drift must be 'raise', 'warn' or 'ignore', got "
-                             f"{on_drift!r}")
+        check_choice("TemporalNetwork", "backward", backward, TEMPORAL_BACKWARDS)
+        check_choice("TemporalNetwork", "on_drift", on_drift, ON_DRIFT)
         units = list(units)
         if not units:
             raise ValueError("TemporalNetwork: needs at least one unit")
