@@ -125,6 +125,27 @@ def test_search_finds_the_exact_boundary(fixed, slope, curve, bud, most):
         assert res["exact"] and (best + 1) in res["probes"] and res["probes"][best] <= bud
 
 
+@pytest.mark.parametrize("offset", [-40, -3, -1, 0, 1, 2, 25])
+def test_search_from_a_model_guess_confirms_the_boundary(offset):
+    """A memory model's guess is measured first: exact guesses cost two boundary probes, wrong
+    ones still end at the measured boundary (the model only seeds the search)."""
+    calls = []
+
+    def peak(v):
+        calls.append(v)
+        return 3e7 + 2.5e6 * v + (0 if v < 500 else 4e5 * (v - 500))   # a kink the line misses
+
+    best = max(v for v in range(1, 5000) if peak(v) <= 2 ** 31)
+    calls.clear()
+    res = budget.search_max(peak, 2 ** 31, guess=best + offset)
+    assert res["max"] == best and res["exact"] and res["predicted"] == best + offset
+    assert calls[:3] == [1, 2, best + offset]
+    if offset == 0:
+        assert len(calls) == 4
+    elif abs(offset) <= 1:
+        assert len(calls) <= 6
+
+
 def test_search_treats_oom_as_not_fitting():
     res = budget.search_max(lambda v: math.inf if v > 37 else 10.0 * v, 10 ** 9)
     assert res["max"] == 37 and res["exact"]

@@ -40,8 +40,8 @@ __all__ = ["parse_bytes", "step_peak_bytes", "search_max", "max_batch",
 
 COLUMNS = ["kind", "search", "mode", "label", "arch", "budget_bytes", "T", "batch", "image_size",
            "dtype", "device", "device_name", "torch_version", "max_value", "peak_at_max",
-           "peak_above_max", "predicted_max", "n_probes", "probes", "metric", "seconds",
-           "ratio_vs_spikingjelly", "status", "error"]
+           "peak_above_max", "predicted_max", "predicted_by", "n_probes", "probes", "metric",
+           "seconds", "ratio_vs_spikingjelly", "status", "error"]
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000 ** 2, "mb": 1000 ** 2, "g": 1000 ** 3,
           "gb": 1000 ** 3, "t": 1000 ** 4, "tb": 1000 ** 4, "kib": 1024, "mib": 1024 ** 2,
@@ -71,18 +71,24 @@ def parse_bytes(text) -> int:
 # -- the search ----------------------------------------------------------------------------------
 
 def search_max(peak_at: Callable[[int], float], budget: int, *, start=(1, 2),
-               limit: int = 1 << 20, max_probes: int = 32) -> dict:
+               limit: int = 1 << 20, max_probes: int = 32, guess: Optional[int] = None) -> dict:
     """Largest integer v with ``peak_at(v) <= budget``, assuming peak_at grows (about linearly).
 
     ``peak_at`` returns bytes, or ``math.inf`` for a probe that ran out of memory. Extrapolates the
     line through the two largest probes until a probe fails, then narrows the bracket by regula
     falsi (Illinois rule; bisection next to an OOM) until the boundary v, v + 1 is measured.
-    Returns ``{"max": v (0 if even start[0] does not fit), "predicted": the extrapolation from the
-    first two probes, "probes": {v: bytes}, "exact": whether v + 1 was measured not to fit}``.
+    ``guess`` (an analytic memory model's answer) is measured first, with its neighbour above (or
+    below, when the guess does not fit): a right guess confirms the boundary in two probes, a wrong
+    one only narrows the bracket. Returns ``{"max": v (0 if even start[0] does not fit),
+    "predicted": ``guess`` or else the extrapolation from the first two probes, "probes":
+    {v: bytes}, "exact": whether v + 1 was measured not to fit}``.
 
     >>> r = search_max(lambda b: 100 + 10 * b, 1000)
     >>> r["max"], r["predicted"], sorted(r["probes"]), r["exact"]
     (90, 90, [1, 2, 90, 91], True)
+    >>> r = search_max(lambda b: 100 + 10 * b, 1000, guess=89)
+    >>> r["max"], r["predicted"], sorted(r["probes"]), r["exact"]
+    (90, 89, [1, 2, 89, 90, 91], True)
     """
     probes: dict = {}
 
@@ -99,8 +105,17 @@ def search_max(peak_at: Callable[[int], float], budget: int, *, start=(1, 2),
         hi = b
     else:
         lo = b
-    f_hi0 = probes[b] - budget if hi is not None else math.nan
     predicted = _cross((a, probes[a]), (b, probes[b]), budget, default=lo)
+    if guess is not None and hi is None:
+        predicted = guess = min(max(int(guess), lo + 1), limit)
+        for v in (guess, guess + 1) if probe(guess) <= budget else (guess, guess - 1):
+            if v <= lo or v > limit or (hi is not None and v >= hi):
+                continue
+            if probe(v) <= budget:
+                lo = v
+            else:
+                hi = v
+    f_hi0 = probes[hi] - budget if hi is not None else math.nan
     # Inside the bracket: regula falsi on f(v) = peak(v) − budget with the Illinois rule (an end
     # kept twice in a row has its f halved), bisection while the failing end is an OOM (f = ∞).
     f_hi, last_side = f_hi0, None
@@ -172,7 +187,64 @@ def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, i
                 return math.inf
             raise
 
+    peak_at.guess = lambda budget, limit: _model_guess(model, vary, T=T, batch=batch,
+                                                       channels=channels, image_size=image_size,
+                                                       budget=budget, limit=limit, dtype=tdtype)
     return peak_at
+
+
+def _model_guess(model, vary: str, *, T, batch, channels, image_size, budget, limit,
+                 dtype) -> Optional[int]:
+    """The analytic memory model's answer for a time-major network (``None`` for other modes):
+    the largest v whose predicted step peak (parameters, buffers, their gradients and the
+    predicted activation peak) fits ``budget``. Linear in T exactly; in the batch, a line through
+    batches 64 and 128 refined by bisection on the model (each evaluation is one no-grad step)."""
+    import torch
+
+    from ..analysis.measure import _fixed_bytes
+    from ..temporal import TemporalNetwork
+    from ..temporal.memory import predict_peak_bytes
+
+    if not isinstance(model, TemporalNetwork):
+        return None
+    fixed = _fixed_bytes(model)
+
+    def total(v: int) -> int:
+        b, t = (v, T) if vary == "batch" else (batch, v)
+        x = torch.zeros(b, channels, image_size, image_size, dtype=dtype,
+                        device=next(model.parameters()).device)
+        return fixed + predict_peak_bytes(model, x, T=t)
+
+    v1, v2 = (1, 2) if vary == "T" else (64, 128)
+    m1, m2 = total(v1), total(v2)
+    if m2 <= m1:
+        return None
+    g = int(v1 + (budget - m1) * (v2 - v1) // (m2 - m1))
+    g = max(1, min(g, limit))
+    if vary == "T":
+        return g
+    lo, hi = (g, None) if total(g) <= budget else (None, g)      # bracket [lo fits, hi does not]
+    step = max(1, g // 16)
+    while lo is None or hi is None:
+        if lo is None:
+            c = max(1, hi - step)
+            if total(c) <= budget or c == 1:
+                lo = c
+            else:
+                hi = c
+        else:
+            c = min(limit, lo + step)
+            if c == lo:
+                return lo
+            if total(c) <= budget:
+                lo = c
+            else:
+                hi = c
+        step *= 2
+    while hi - lo > 1:
+        c = (lo + hi) // 2
+        lo, hi = (c, hi) if total(c) <= budget else (lo, c)
+    return lo
 
 
 def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=10,
@@ -201,7 +273,11 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
                             num_classes=num_classes, dtype=dtype, device=dev,
                             in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
                             memopt_level=memopt_level, vary=vary)
-        res = search_max(peak_at, budget, limit=limit or (1 << 20))
+        lim = limit or (1 << 20)
+        guess = peak_at.guess(budget, lim)
+        res = search_max(peak_at, budget, limit=lim, guess=guess)
+        row["predicted_by"] = ("memory model" if guess is not None
+                               else "line through the first two probes")
     except Exception as exc:  # noqa: BLE001 - a failing mode is a row
         from ..analysis.measure import is_oom
         row.update(status="oom" if is_oom(exc) else "error",
