@@ -96,11 +96,12 @@ def test_every_widget_has_a_key(page):
 def test_nodes_default_chart_holds_the_shipped_numbers():
     at = open_page()
     shipped = data.load_default("nodes")
-    fig = spec(at)
+    fig = spec(at)  # the default memory metric is the peak: saved bytes make checkpoint look free
+    assert at.selectbox(key="nodes_mem").value == "peak_bytes"
     fused = [t for t in fig["data"] if t["name"] == "ReversibleLIF (fused)"]
     assert fused and fused[0]["x"] == sorted(shipped["T"].unique().tolist())
     want = shipped[(shipped["mode"] == "fused") & (shipped["batch"] == shipped["batch"].min())]
-    assert fused[0]["y"] == pytest.approx((want.sort_values("T")["saved_bytes"] / 2**20).tolist())
+    assert fused[0]["y"] == pytest.approx((want.sort_values("T")["peak_bytes"] / 2**20).tolist())
     assert "shipped defaults" in " ".join(c.value for c in at.caption)
 
 
@@ -115,6 +116,7 @@ def test_nodes_measure_now_runs_a_real_cpu_measurement(runs):
     assert len(saved) == 1
     rows = pd.read_csv(saved[0])
     assert sorted(rows["T"].unique()) == [2, 3] and set(rows["status"]) == {"ok"}
+    at.selectbox(key="nodes_mem").set_value("saved_bytes").run()
     fig = spec(at)  # saved bytes vs T
     by_name = {t["name"]: t for t in fig["data"]}
     assert set(by_name) == {"LIF (BPTT)", "ReversibleLIF (fused)"}
@@ -155,12 +157,117 @@ def test_nodes_oom_becomes_a_row_not_a_traceback(monkeypatch):
 
     monkeypatch.setattr(measure, "node_factory", factory)
     at = measure_nodes_tiny(open_page(), T="2")
-    assert "1 of 2 configurations failed" in errors(at)
+    # one message: what was measured, what failed and what it needs; no success next to it
+    assert not at.success and not at.error
+    note = at.warning[0].value
+    assert "Measured 1 of 2 configurations; 1 gave no result" in note
+    assert "CPU out of memory (simulated)" in note and "needs more memory" in note
     table = at.dataframe[-1].value  # the page's table, below the charts
     bad = table[table["mode"] == "fused"].iloc[0]
     assert bad["status"] == "oom" and "out of memory" in bad["error"]
     names = {t["name"] for t in spec(at)["data"]}
     assert names == {"LIF (BPTT)"}  # the failed mode is listed, not drawn
+
+
+def test_nodes_all_failed_keeps_the_last_good_table(monkeypatch, runs):
+    """A run where every configuration fails says so once, with the reason, shows no success,
+    saves nothing and leaves the previous table (and its charts) on the page."""
+    at = measure_nodes_tiny(open_page())
+    good = spec(at)
+    assert "Measured 4 of 4" in at.success[0].value
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            if x.shape[0] > 1:
+                raise RuntimeError("CPU out of memory (simulated)")
+            return x
+
+    monkeypatch.setattr(measure, "node_factory", lambda mode, **kw: Broken)
+    at.button(key="nodes_measure").click().run()
+    assert not at.exception, at.exception
+    assert not at.success and len(at.error) == 1
+    message = at.error[0].value
+    assert "None of the 4 configurations gave a result" in message
+    assert "CPU out of memory (simulated) (4×)" in message and "needs more memory" in message
+    assert "Nothing was saved; still showing: measured now" in message
+    assert len(list(runs.glob("nodes-*.csv"))) == 1          # only the first, good run
+    assert spec(at)["data"] == good["data"]                 # the last good chart stays
+    table = at.dataframe[-1].value
+    assert set(table["status"]) == {"ok"} and len(table) == 4
+
+
+def test_nodes_time_chart_draws_the_spread_and_warns_about_it():
+    at = open_page()
+    fig = spec(at, 1)                                         # backward time vs T
+    bars = [t["error_y"] for t in fig["data"]]
+    assert bars and all(b["array"] and b["arrayminus"] for b in bars)
+    shipped = data.load_default("nodes")
+    sj = next(t for t in fig["data"] if t["name"] == "SpikingJelly LIFNode")
+    want = shipped[(shipped["mode"] == "spikingjelly") & (shipped["batch"] == 16)].sort_values("T")
+    # a table with only the IQR width centres it on the median
+    assert [a + m for a, m in zip(sj["error_y"]["array"], sj["error_y"]["arrayminus"])] == \
+        pytest.approx(want["bwd_ms_iqr"].tolist())
+    assert "interquartile range" in " ".join(fig["layout"]["meta"]["notes"])
+    warning = " ".join(w.value for w in at.warning)
+    assert "Timing:" in warning and "within their spread (IQR)" in warning
+    # the tiny run below has one repeat: the page says so
+    at = measure_nodes_tiny(at)
+    assert "medians of 1 repeat" in " ".join(w.value for w in at.warning)
+
+
+def test_nodes_new_defaults_repeat_enough_to_estimate_the_spread():
+    at = open_page()
+    assert at.number_input(key="nodes_repeats").value >= 5
+
+
+def test_nodes_takeaway_glossary_units_and_cpu_note():
+    at = open_page()
+    text = " ".join(m.value for m in at.markdown)
+    takeaway = next(m.value for m in at.markdown if m.value.startswith("**Takeaway.**"))
+    assert "At T = 32, batch 64: ReversibleLIF (fused) peaks" in takeaway
+    assert "than SpikingJelly LIFNode, at" in takeaway and "its backward time" in takeaway
+    for term in ("**SJ**", "**memopt**", "**saved**", "**activations**", "**peak**", "×SJ"):
+        assert term in text, term
+    table = at.dataframe[-1].value
+    assert "peak (MiB)" in table.columns and "backward IQR (ms)" in table.columns
+    assert "peak_bytes" not in table.columns
+    import torch
+    if not torch.cuda.is_available():
+        assert any("CPU only: no CUDA device" in c.value for c in at.caption)
+        assert "cuda_peak_bytes" not in at.selectbox(key="nodes_mem").options
+        assert "CUDA peak (MiB)" not in table.columns
+
+
+def test_nodes_cuda_peak_is_the_default_where_the_table_has_it(monkeypatch):
+    shipped = data.load_default("nodes")
+    gpu = shipped.assign(cuda_peak_bytes=shipped["peak_bytes"] * 0.9, device="cuda:0",
+                         device_name="NVIDIA H100")
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["tables"] = {"nodes": (gpu, "a GPU run")}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="nodes_mem").value == "cuda_peak_bytes"
+    assert spec(at)["data"][0]["y"][0] == pytest.approx(
+        gpu.sort_values("T")["cuda_peak_bytes"].iloc[0] / 2**20)
+
+
+def test_nodes_identical_lines_and_zero_saved_bytes_stay_visible():
+    at = open_page()
+    at.selectbox(key="nodes_mem").set_value("saved_bytes").run()
+    notes = " ".join(spec(at)["layout"]["meta"]["notes"])
+    assert "LIF (BPTT) has the same values as SpikingJelly LIFNode" in notes
+    assert "ReversibleLIF (fused) has the same values as ReversibleLIF (revnet)" in notes
+    fused = [t for t in spec(at)["data"] if t["name"] == "ReversibleLIF (fused)"][0]
+    assert fused["line"]["dash"] and fused["marker"]["symbol"][0].endswith("-open")
+    at.checkbox(key="nodes_logy").check().run()
+    fig = spec(at)
+    assert fig["layout"]["xaxis"]["type"] == "log" == fig["layout"]["yaxis"]["type"]
+    ckpt = next(t for t in fig["data"] if t["name"] == "LIF (checkpoint)")
+    assert ckpt["text"][0] == "0 B" and ckpt["y"][0] > 0      # drawn at the floor, not dropped
+    ratio = next(t for t in spec(at, 2)["data"] if t["name"] == "LIF (checkpoint)")
+    assert ratio["text"] == ["∞ (saves 0 B)"] * len(ratio["x"])
+    assert all(v is not None and v > 0 for v in ratio["y"])
+    assert fig["layout"]["xaxis"]["tickvals"] == [4, 8, 16, 32]
 
 
 # ------------------------------------------------------------------ measurement lock

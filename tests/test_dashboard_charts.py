@@ -51,7 +51,70 @@ def test_lines_one_panel_per_facet_one_legend_entry_per_label(nodes):
     fused_b16 = next(t for t in fig.data if t.name == "ReversibleLIF (fused)" and t.xaxis == "x")
     assert list(fused_b16.x) == [4, 8]
     assert list(fused_b16.y) == pytest.approx([4 * 16 * 1024 / 2**20] * 2)  # MiB
-    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [4, 8]
+    # both axes linear (a log x under a linear y bends a line proportional to T); every T a tick
+    assert fig.layout.xaxis.type == "linear" == fig.layout.yaxis.type
+    assert list(fig.layout.xaxis.tickvals) == [4, 8]
+    log = charts.node_metric_figure(nodes, "saved_bytes", log_y=True)
+    assert log.layout.xaxis.type == "log" == log.layout.yaxis.type
+
+
+def test_a_single_T_gets_one_whole_tick_not_fractions(nodes):
+    fig = charts.node_metric_figure(nodes[nodes["T"] == 4], "saved_bytes")
+    assert list(fig.layout.xaxis.tickvals) == [4] and list(fig.layout.xaxis.ticktext) == ["4"]
+
+
+def test_log_axes_label_one_tick_per_decade_when_they_span_decades(nodes):
+    wide = nodes.assign(saved_bytes=nodes["saved_bytes"].where(nodes["mode"] != "fused",
+                                                               nodes["saved_bytes"] / 10))
+    fig = charts.node_metric_figure(wide, "saved_bytes", log_y=True)   # 0.006 … 6 MiB
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.yaxis.exponentformat == "power"
+    narrow = charts.node_metric_figure(nodes[nodes["mode"] != "fused"], "saved_bytes", log_y=True)
+    assert narrow.layout.yaxis.dtick is None                          # within a decade
+
+
+def test_time_lines_carry_their_interquartile_range(nodes):
+    d = nodes.assign(bwd_ms_q1=nodes["bwd_ms"] - 0.5, bwd_ms_q3=nodes["bwd_ms"] + 1.0)
+    fig = charts.node_metric_figure(d, "bwd_ms")
+    sj = next(t for t in fig.data if t.name == "SpikingJelly LIFNode")
+    assert list(sj.error_y.array) == [1.0, 1.0] and list(sj.error_y.arrayminus) == [0.5, 0.5]
+    assert fig.layout.meta["notes"] == ["error bars: interquartile range of the timed repeats"]
+    assert charts.node_metric_figure(nodes, "bwd_ms").data[0].error_y.array is None
+
+
+def test_identical_lines_are_told_apart(nodes):
+    fig = charts.node_metric_figure(nodes, "saved_bytes")
+    sj = next(t for t in fig.data if t.name == "SpikingJelly LIFNode")
+    bptt = next(t for t in fig.data if t.name == "LIF (BPTT)")
+    assert list(sj.y) == list(bptt.y)
+    assert sj.line.dash is None and bptt.line.dash == "dash"
+    assert all(s.endswith("-open") for s in bptt.marker.symbol)
+    assert "LIF (BPTT) has the same values as SpikingJelly LIFNode" in fig.layout.meta["notes"][0]
+
+
+def test_a_mode_that_saves_nothing_is_drawn_as_infinity(nodes):
+    d = pd.concat([nodes, pd.DataFrame([_row("checkpoint", "LIF (checkpoint)", T, b, 0, 9.0)
+                                        for T in (4, 8) for b in (16, 64)])])
+    r = data.node_ratios(d)
+    assert math.isinf(r[r["mode"] == "checkpoint"]["saved_ratio"].iloc[0])
+    fig = charts.node_ratio_figure(r, "saved_ratio")
+    ck = next(t for t in fig.data if t.name == "LIF (checkpoint)")
+    top = max(v for t in fig.data if t.name != "LIF (checkpoint)" for v in t.y)
+    assert list(ck.text) == ["∞ (saves 0 B)"] * 2 and all(v > top for v in ck.y)
+    assert any("∞ (saves 0 B)" in n for n in fig.layout.meta["notes"])
+    log = charts.node_metric_figure(d, "saved_bytes", log_y=True)
+    ck = next(t for t in log.data if t.name == "LIF (checkpoint)")
+    assert list(ck.text) == ["0 B", "0 B"] and all(0 < v for v in ck.y)
+
+
+def test_context_goes_into_the_subtitle_and_metadata(nodes):
+    d = nodes.assign(shape="[4, 16, 1024]", torch_version="2.13.0+cpu")
+    fig = charts.add_context(charts.node_metric_figure(d, "saved_bytes"), d)
+    sub = fig.layout.title.subtitle.text
+    assert "1024 neurons" in sub and "torch 2.13.0+cpu" in sub and "cpu (x86_64)" in sub
+    assert fig.layout.meta["context"]["neurons"] == "1024"
+    one = d[d["batch"] == 16]
+    assert "batch 16" in charts.add_context(charts.node_metric_figure(one, "bwd_ms"),
+                                            one).layout.title.subtitle.text
 
 
 def test_against_batch_panels_by_T(nodes):
@@ -79,8 +142,11 @@ def test_mixed_dtypes_get_separate_series(nodes):
 
 def test_all_failed_gives_an_empty_figure_that_says_so(nodes):
     fig = charts.node_metric_figure(nodes.assign(status="error"), "saved_bytes")
-    assert len(fig.data) == 0
+    assert len(fig.data) == 0 and charts.is_empty(fig)
     assert "no successful rows" in fig.layout.annotations[0].text
+    assert not charts.is_empty(charts.node_metric_figure(nodes, "saved_bytes"))
+    # and no export is offered for it
+    assert charts.standard_figures("nodes", nodes.assign(status="error")) == {}
 
 
 def test_node_ratios_use_the_standard_node(nodes):
@@ -113,6 +179,9 @@ def test_network_bars_group_by_configuration():
     assert [t.name for t in fig.data] == ["LIF (BPTT)", "ReversibleLIF (fused)"]
     assert list(fig.data[0].x) == ["vgg11 · B=8", "vgg11 · B=16", "resnet18 · B=8",
                                    "resnet18 · B=16"]
+    # a table of one configuration names all of it, not just the architecture
+    one = pd.DataFrame([r for r in rows if r["arch"] == "vgg11" and r["batch"] == 8])
+    assert list(charts.network_figure(one, "peak_bytes").data[0].x) == ["vgg11 · T=4 · B=8"]
     assert list(fig.data[1].y) == pytest.approx([32.0, 64.0, 32.0, 64.0])
     assert fig.layout.barmode == "group"
 
