@@ -407,8 +407,11 @@ def budget_figure(df: pd.DataFrame, search: str = "batch", title: Optional[str] 
     d = _ok(df)
     if not d.empty and "search" in d.columns:
         d = d[d["search"] == search]
+    if not d.empty and "max_value" in d.columns:
+        d = d[d["max_value"] > 0]           # over the budget even at 1: named by the page
     if d.empty:
-        return empty_figure(title or f"largest {search} under the budget")
+        return empty_figure(title or f"largest {search} under the budget",
+                            "no mode fits within the budget")
     first = d.iloc[0]
     fixed = (f"T = {first['T']:g}" if search == "batch" else f"batch = {first['batch']:g}") \
         if search in ("batch", "T") else ""

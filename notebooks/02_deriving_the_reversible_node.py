@@ -357,8 +357,8 @@ print("sub-threshold rev_step = M·V within", 2 * p64.grid)
 
 # %% [markdown]
 # **Check 2**: det M = 1, trace = 2 − a², and |eigenvalue| = 1 for every coupling 0 < a < 2, but not
-# for a > 2. The naive coupling V̂ = V + H(1 − S) of the literature has the sub-threshold map
-# V ↦ 2V (eigenvalue 2): it doubles the membrane every step.
+# for a > 2. The naive coupling V̂ = αV + H(1 − S) of the literature (with α = 1, as measured here)
+# has the sub-threshold map V ↦ 2V (eigenvalue 2): it doubles the membrane every step.
 
 # %%
 def coupling_matrix(a):

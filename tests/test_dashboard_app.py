@@ -327,12 +327,40 @@ def test_drift_odd_channels_is_an_error_message():
 # ------------------------------------------------------------------ results & saved runs
 
 
+def test_results_zip_is_prepared_with_progress_and_carries_context(monkeypatch):
+    import io
+    import zipfile
+
+    from revsnn import export
+
+    calls = []
+    real = export.export_all
+
+    def spy(*args, **kw):
+        calls.append(kw)
+        return real(*args, **{**kw, "formats": ("html",)})   # no browser needed here
+
+    monkeypatch.setattr(export, "export_all", spy)
+    at = open_page("views/results.py")
+    assert not any(b.key == "results_zip" for b in at.get("download_button"))
+    at.button(key="results_prepare").click().run()
+    assert not at.exception, at.exception
+    assert calls and callable(calls[0]["on_progress"]) and calls[0]["scale"] == 2
+    zip_button = next(b for b in at.get("download_button") if b.key == "results_zip")
+    assert "Download everything" in zip_button.proto.label
+    payload = real({}, {"Nodes": data.load_default("nodes")},
+                   contexts={"Nodes": {"neurons": 1024, "torch_version": "2.13.0+cpu"}})
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        manifest = zf.read("MANIFEST.txt").decode()
+        table = pd.read_csv(io.BytesIO(zf.read("tables/nodes.csv")))
+    assert "neurons 1024" in manifest and set(table["neurons"]) == {1024}
+
+
 def test_results_lists_every_chart_and_reloads_a_saved_run(runs):
     at = open_page("views/results.py")
     n_default = len(at.get("plotly_chart"))
     assert n_default >= 6  # nodes and drift at least
-    assert at.get("download_button")  # per chart and the zip
-    assert any(b.key == "results_zip" for b in at.get("download_button"))
+    assert at.get("download_button")  # per chart
     assert at.info  # no saved runs yet
 
     modes = (("bptt", "LIF (BPTT)", 1000), ("fused", "ReversibleLIF (fused)", 10))
@@ -414,7 +442,8 @@ def test_architectures_cancel_is_checked_between_configurations(monkeypatch, run
     assert "Cancelled after 1 of 4 configurations" in at.warning[0].value
     fig = spec(at)
     assert {t["name"] for t in fig["data"]} == {"bptt", "fused"}
-    assert [x for t in fig["data"] for x in t["x"]] == ["vgg11"] * 2
+    # one configuration: its bars name all of it, not only "vgg11"
+    assert [x for t in fig["data"] for x in t["x"]] == ["vgg11 · T=2 · B=4"] * 2
     saved = pd.read_csv(next(runs.glob("network-*.csv")))
     assert len(saved) == 2 and set(saved["T"]) == {2}
 
@@ -427,12 +456,41 @@ def test_architectures_failures_become_rows(monkeypatch):
 
     calls = _fake_network(monkeypatch, behaviour)
     at = _measure_networks(open_page("views/architectures.py"))
-    assert len(calls) == 4 and "Measured" in at.success[0].value
+    assert len(calls) == 4 and not at.success and not at.error
+    note = at.warning[0].value      # one message: what was measured and what failed, and why
+    assert "Measured 4 of 4 configurations; 8 rows saved" in note
+    assert "4 of them gave no result" in note and "cannot be split into two groups" in note
     table = at.dataframe[-1].value
     assert sorted(table["status"].value_counts().items()) == [("error", 2), ("ok", 4), ("oom", 2)]
     err = table[table["status"] == "error"].iloc[0]
     assert "cannot be split into two groups" in err["error"] and err["label"] == "LIF (BPTT)"
-    assert "4 of 8 rows did not measure" in errors(at)
+
+
+def test_architectures_all_failed_keeps_the_last_good_table(monkeypatch, runs):
+    _fake_network(monkeypatch, lambda *a: "oom")
+    at = _measure_networks(open_page("views/architectures.py"))
+    assert not at.success and len(at.error) == 1
+    assert "none of the 8 rows gave a result" in at.error[0].value
+    assert "needs more memory" in at.error[0].value
+    assert "still showing: shipped defaults" in at.error[0].value
+    assert not list(runs.glob("network-*.csv"))
+    shipped = data.load_default("network")
+    assert len(at.dataframe[-1].value) == len(shipped)
+    assert spec(at)["data"]                                 # the shipped chart, not an empty one
+
+
+def test_architectures_incompatible_choices_are_named_before_measuring(monkeypatch):
+    calls = _fake_network(monkeypatch, lambda *a: "ok")
+    at = open_page("views/architectures.py")
+    at.multiselect(key="network_archs").set_value(["vgg11", "revresnet_s"]).run()
+    at.multiselect(key="network_modes").set_value(["LIF (BPTT)", "LIF (checkpoint)"]).run()
+    note = " ".join(w.value for w in at.warning)
+    assert "LIF (checkpoint) on revresnet_s (it builds vgg11" in note      # before any run
+    assert not calls
+    at.multiselect(key="network_modes").set_value(["LIF (checkpoint)"]).run()
+    assert "no chosen mode builds revresnet_s" in errors(at)
+    at.button(key="network_measure").click().run()
+    assert "Cannot measure: no chosen mode builds revresnet_s" in errors(at) and not calls
 
 
 def test_architectures_bad_input_is_an_error_message(monkeypatch):
@@ -467,7 +525,10 @@ def test_architectures_real_tiny_training_step(runs):
     assert set(bars) == {"LIF (BPTT)", "ReversibleLIF (fused)"}
     for label, t in bars.items():
         want = saved.loc[saved["label"] == label, "act_peak_bytes"].iloc[0] / 2**20
-        assert t["x"] == ["convnet"] and t["y"] == pytest.approx([want])
+        assert t["x"] == ["convnet · 8px · T=2 · B=2"] and t["y"] == pytest.approx([want])
+    assert "8×8 images" in fig["layout"]["title"]["subtitle"]["text"]
+    at = at.selectbox(key="network_metric").set_value("step_ms").run()
+    assert all(t["error_y"]["array"] for t in spec(at)["data"])   # the spread of the step time
 
 
 # ------------------------------------------------------------------ budget
@@ -510,10 +571,19 @@ def test_budget_real_tiny_search(runs):
 
 
 @needs_budget
-def test_budget_configuration_over_the_budget_is_named():
-    at = _search_budget(open_page("views/budget.py"), "vgg11", ["LIF (BPTT)"], 2**20,
-                        image_size=32)
-    assert "LIF (BPTT): over the budget — even batch 1" in errors(at)
+def test_budget_too_small_says_how_much_is_needed_and_keeps_the_table(runs):
+    at = open_page("views/budget.py")
+    shipped = spec(at)
+    at = _search_budget(at, "vgg11", ["LIF (BPTT)"], 2**20, image_size=32)
+    assert not at.success and len(at.error) == 1      # one message, no green "Ran 1 search"
+    message = at.error[0].value
+    assert "None of the 1 searches within 1.00 MiB gave a result" in message
+    assert "LIF (BPTT) needs" in message and "even at batch 1 (T = 2)" in message
+    assert "Raise the budget to at least" in message
+    assert not list(runs.glob("budget-*.csv"))                   # nothing saved
+    assert spec(at)["data"] == shipped["data"]                   # the last good chart stays
+    # no chart with an empty −1…1 axis anywhere on the page
+    assert all(json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart"))
 
 
 @needs_budget
