@@ -597,6 +597,7 @@ def add_context(fig: go.Figure, df: Optional[pd.DataFrame]) -> go.Figure:
         return fig
     meta = dict(fig.layout.meta) if isinstance(fig.layout.meta, dict) else {}
     meta["context"] = {k: str(v) for k, v in ctx.items()}
-    fig.update_layout(meta=meta, title_subtitle_text=context_text(ctx),
-                      margin=dict(t=max(fig.layout.margin.t or 0, 80)))
+    fig.update_layout(meta=meta, title_subtitle_text=context_text(ctx), title_yref="container",
+                      title_y=0.98, title_yanchor="top",
+                      margin=dict(t=max(fig.layout.margin.t or 0, 110)))
     return fig

@@ -44,12 +44,13 @@ def runs_dir() -> Path:
 
 
 def runs_label() -> str:
-    """The runs folder for messages: relative to the repository when it lies inside it."""
+    """The runs folder for messages: relative to the repository when it lies inside it, else
+    named by the variable that chose it (no machine path in a page or a screenshot of it)."""
     folder = runs_dir().resolve()
     try:
         return f"{folder.relative_to(ROOT)}/"
     except ValueError:
-        return f"{folder}/"
+        return f"${RUNS_ENV} ({folder.name}/)"
 
 
 @st.cache_data(show_spinner=False)
