@@ -259,3 +259,65 @@ def test_runs_are_saved_listed_and_reloaded(tmp_path, monkeypatch, nodes):
         data.load_run("../nodes.csv")
     with pytest.raises(ValueError, match="unknown table kind"):
         data.save_run("bogus", nodes)
+
+
+# ------------------------------------------------------------------ takeaways and warnings
+
+from dashboard import insight  # noqa: E402
+
+
+def _timed(nodes, spread):
+    d = nodes[nodes["status"] == "ok"].copy()
+    return d.assign(repeats=9, bwd_ms_q1=d["bwd_ms"] - spread, bwd_ms_q3=d["bwd_ms"] + spread)
+
+
+def test_spread_warning_when_modes_overlap_within_their_iqr(nodes):
+    # backward times 2, 3, 4 ms: a spread of ±0.2 separates them, ±0.6 does not
+    assert insight.spread_warning(_timed(nodes, 0.2), "bwd_ms") == ""
+    text = insight.spread_warning(_timed(nodes, 0.6), "bwd_ms")
+    assert "in 8 of 8 side-by-side comparisons" in text and "not settled" in text
+    few = insight.spread_warning(_timed(nodes, 0.2).assign(repeats=3), "bwd_ms")
+    assert "medians of 3 repeats (fewer than 5" in few
+    assert "records no spread" in insight.spread_warning(nodes.assign(repeats=9), "bwd_ms")
+
+
+def test_nodes_takeaway_is_computed_from_the_largest_configuration(nodes):
+    text = insight.nodes_takeaway(nodes, "saved_bytes")
+    # T = 8, batch 64: fused 4·64·1024 B vs SpikingJelly's 12·8·64·1024 B = 24×, at 4/2 = 2× time
+    assert text == ("At T = 8, batch 64: ReversibleLIF (fused) keeps 24× less for backward than "
+                    "SpikingJelly LIFNode, at 2× its backward time.")
+    zero = pd.concat([nodes, pd.DataFrame([_row("checkpoint", "LIF (checkpoint)", 8, 64, 0, 9.0)])])
+    assert "LIF (checkpoint) keeps 0 B" in insight.nodes_takeaway(zero, "saved_bytes")
+    assert "compare the peak" in insight.nodes_takeaway(zero, "saved_bytes")
+
+
+def test_budget_and_drift_takeaways():
+    budget = pd.DataFrame({
+        "search": ["batch", "batch", "T"], "mode": ["spikingjelly", "fused", "fused"],
+        "label": ["SpikingJelly LIFNode", "ReversibleLIF (fused)", "ReversibleLIF (fused)"],
+        "arch": ["vgg11"] * 3, "budget_bytes": [2**31] * 3, "T": [8, 8, 111],
+        "batch": [75, 205, 16], "max_value": [75, 205, 111], "status": ["ok"] * 3})
+    assert insight.budget_takeaway(budget) == (
+        "Within 2.00 GiB (vgg11): ReversibleLIF (fused) trains the largest batch, 205 (T = 8), "
+        "2.73× SpikingJelly's 75; ReversibleLIF (fused) trains the largest T, 111 (batch 16).")
+    assert insight.budget_takeaway(budget.assign(max_value=0)) == ""
+    drift = pd.DataFrame([
+        {"node": "ReversibleLIF", "T": 4, "dtype": "float32", "exact": True, "max_membrane": 6.0},
+        {"node": "ReversibleLIF", "T": 8, "dtype": "float32", "exact": True, "max_membrane": 7.0},
+        {"node": "naive coupling", "T": 4, "dtype": "float32", "exact": False,
+         "max_membrane": 24.0},
+        {"node": "naive coupling", "T": 8, "dtype": "float32", "exact": False,
+         "max_membrane": math.inf}])
+    assert insight.drift_takeaway(drift) == (
+        "ReversibleLIF reconstructs bit-exactly in 2 of 2 configurations (T up to 8, float32); "
+        "the naive coupling's membrane reaches 2.4e+01 at T = 4 (float32) and overflows from "
+        "T = 8 (float32).")
+
+
+def test_display_table_names_units_and_drops_empty_columns(nodes):
+    shown = insight.display_table(nodes.assign(cuda_peak_bytes=math.nan, bwd_ms_iqr=0.5))
+    assert {"saved (MiB)", "peak (MiB)", "backward (ms)", "backward IQR (ms)"} <= set(shown.columns)
+    assert "CUDA peak (MiB)" not in shown.columns and "saved_bytes" not in shown.columns
+    cols = list(shown.columns)
+    assert cols.index("backward IQR (ms)") == cols.index("backward (ms)") + 1
+    assert shown["saved (MiB)"].iloc[0] == pytest.approx(nodes["saved_bytes"].iloc[0] / 2**20)
