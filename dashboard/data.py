@@ -151,7 +151,8 @@ def node_ratios(df: pd.DataFrame) -> pd.DataFrame:
         base = next(r for r in rows if r["mode"] == res["baseline"])
         from dashboard.charts import spread_bounds
         bounds = spread_bounds(block, "bwd_ms")
-        low, high = (bounds[0].tolist(), bounds[1].tolist()) if bounds else ([None] * len(rows),) * 2
+        none = [None] * len(rows)
+        low, high = (bounds[0].tolist(), bounds[1].tolist()) if bounds else (none, none)
         for r, lo, hi in zip(rows, low, high):
             ratio = res["bwd_ratio"].get(r["mode"])
             q1, q3 = (_over(q, base.get("bwd_ms")) if _finite(ratio) == ratio else math.nan

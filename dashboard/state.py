@@ -111,7 +111,8 @@ def failure_summary(bad: pd.DataFrame, limit: int = 3) -> str:
     what is needed to get past an out-of-memory one."""
     if bad is None or bad.empty:
         return ""
-    status = bad["status"].astype(str) if "status" in bad.columns else pd.Series(["error"] * len(bad))
+    status = (bad["status"].astype(str) if "status" in bad.columns
+              else pd.Series(["error"] * len(bad)))
     errors = bad["error"].fillna("").astype(str) if "error" in bad.columns else \
         pd.Series([""] * len(bad))
     counts = pd.Series([f"{s}: {e}" if e else s for s, e in zip(status, errors)]).value_counts()
