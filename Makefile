@@ -20,13 +20,14 @@ NOTEBOOK_PORT ?= 8888
 NOTEBOOK_ARGS ?=
 PYTEST_ARGS ?= -q
 
-.PHONY: help venv chromium test dashboard notebooks bench clean distclean
+.PHONY: help venv chromium test screenshots dashboard notebooks bench clean distclean
 
 help:
 	@echo "make dashboard   set up .venv and serve the Streamlit dashboard at http://127.0.0.1:$(PORT)"
 	@echo "make test        set up .venv (and Chromium when possible) and run the whole test suite"
 	@echo "make notebooks   set up .venv and start JupyterLab in notebooks/"
 	@echo "make bench       set up .venv and run the spiking-node benchmark"
+	@echo "make screenshots retake the dashboard screenshots (browser test) and copy them to docs/"
 	@echo "make venv        create .venv and install revsnn with all extras"
 	@echo "make chromium    install Debian's chromium for browser tests and image export"
 	@echo "make clean       remove caches, build outputs and test artifacts"
@@ -68,6 +69,12 @@ chromium:
 # REVSNN_SMALL=1 selects the small-run mode of the notebooks so the suite fits a CPU CI machine.
 test: venv chromium
 	REVSNN_SMALL=1 $(PY) -m pytest tests --doctest-modules revsnn $(PYTEST_ARGS)
+
+# The browser test photographs every page into artifacts/screenshots/ (ignored); only this
+# target copies them into docs/, so running the tests never changes the tree.
+screenshots: venv chromium
+	$(PY) -m pytest tests/test_dashboard_browser.py $(PYTEST_ARGS)
+	cp artifacts/screenshots/dashboard-*.png docs/
 
 dashboard: venv
 	$(VENV)/bin/streamlit run dashboard/app.py \

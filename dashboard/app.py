@@ -24,9 +24,14 @@ PAGES = [
     st.Page("views/results.py", title="Results & export", icon=":material/download:"),
 ]
 
+from dashboard import export_ui, insight  # noqa: E402 - after the sys.path line above
+
 with st.sidebar:
     st.markdown("**revsnn**: reversible spiking nodes that keep no per-step activations for "
                 "backward. Every page opens with shipped measurements; *Measure now* reruns "
                 "them here.")
+    with st.expander("Glossary", icon=":material/menu_book:"):
+        st.markdown("\n".join(f"- **{term}**: {text}" for term, text in insight.GLOSSARY.items()))
+    export_ui.png_scale_select()
 
 st.navigation(PAGES).run()

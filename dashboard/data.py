@@ -44,12 +44,13 @@ def runs_dir() -> Path:
 
 
 def runs_label() -> str:
-    """The runs folder for messages: relative to the repository when it lies inside it."""
+    """The runs folder for messages: relative to the repository when it lies inside it, else
+    named by the variable that chose it (no machine path in a page or a screenshot of it)."""
     folder = runs_dir().resolve()
     try:
         return f"{folder.relative_to(ROOT)}/"
     except ValueError:
-        return f"{folder}/"
+        return f"${RUNS_ENV} ({folder.name}/)"
 
 
 @st.cache_data(show_spinner=False)
@@ -132,7 +133,9 @@ def node_ratios(df: pd.DataFrame) -> pd.DataFrame:
 
     Uses :func:`revsnn.bench.nodes.block_ratios` (baseline: SpikingJelly's LIFNode when measured,
     else LIF under BPTT): ``saved_ratio`` = baseline saved bytes / mode saved bytes (higher is
-    leaner), ``bwd_ratio`` = mode backward ms / baseline backward ms (lower is faster).
+    leaner; ``inf`` for a mode that saves 0 B, which the charts draw as "∞ (saves 0 B)"),
+    ``bwd_ratio`` = mode backward ms / baseline backward ms (lower is faster), with
+    ``bwd_ratio_q1`` / ``bwd_ratio_q3``: the mode's backward quartiles over the baseline's median.
     """
     from revsnn.bench.nodes import block_ratios
 
@@ -145,16 +148,34 @@ def node_ratios(df: pd.DataFrame) -> pd.DataFrame:
         res = block_ratios(rows)
         if res["baseline"] is None:
             continue
-        base_label = next(r["label"] for r in rows if r["mode"] == res["baseline"])
-        for r in rows:
+        base = next(r for r in rows if r["mode"] == res["baseline"])
+        from dashboard.charts import spread_bounds
+        bounds = spread_bounds(block, "bwd_ms")
+        none = [None] * len(rows)
+        low, high = (bounds[0].tolist(), bounds[1].tolist()) if bounds else (none, none)
+        for r, lo, hi in zip(rows, low, high):
+            ratio = res["bwd_ratio"].get(r["mode"])
+            q1, q3 = (_over(q, base.get("bwd_ms")) if _finite(ratio) == ratio else math.nan
+                      for q in (lo, hi))
             out.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
-                        "mode": r["mode"], "label": r["label"], "baseline": base_label,
-                        "saved_ratio": _finite(res["saved_ratio"].get(r["mode"])),
-                        "bwd_ratio": _finite(res["bwd_ratio"].get(r["mode"])),
+                        "mode": r["mode"], "label": r["label"], "baseline": base["label"],
+                        "saved_ratio": _number(res["saved_ratio"].get(r["mode"])),
+                        "bwd_ratio": _finite(ratio), "bwd_ratio_q1": q1, "bwd_ratio_q3": q3,
                         "status": r.get("status", "ok")})
     return pd.DataFrame(out)
 
 
+def _number(x) -> float:
+    return math.nan if x is None else float(x)
+
+
 def _finite(x) -> float:
-    """inf (a mode that saves nothing, e.g. checkpoint seen by the hooks) is not plottable: NaN."""
     return x if x is not None and math.isfinite(x) else math.nan
+
+
+def _over(a, b) -> float:
+    try:
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        return math.nan
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan

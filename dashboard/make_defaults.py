@@ -66,7 +66,7 @@ def make_network():
         for T in NETWORK_T:
             rows += measure_network(arch, strategy.defaults("network", arch), T=T, batch=NETWORK_BATCH,
                                     image_size=NETWORK_IMAGE, num_classes=10, dtype="float32",
-                                    device="cpu", repeats=2, warmup=1,
+                                    device="cpu", repeats=5, warmup=1,
                                     on_row=lambda r: print(f"  {r['arch']:<9} T={r['T']:<2} "
                                                            f"{r['label']:<26} {r['status']}"))
     return pd.DataFrame(rows)

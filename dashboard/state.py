@@ -106,22 +106,50 @@ def exclusive_measurement(poll_s: float = 1.0):
 # Measure and show
 # ---------------------------------------------------------------------------------------------
 
+def failure_summary(bad: pd.DataFrame, limit: int = 3) -> str:
+    """What went wrong in failed rows, one clause per distinct error (most frequent first), with
+    what is needed to get past an out-of-memory one."""
+    if bad is None or bad.empty:
+        return ""
+    status = (bad["status"].astype(str) if "status" in bad.columns
+              else pd.Series(["error"] * len(bad)))
+    errors = bad["error"].fillna("").astype(str) if "error" in bad.columns else \
+        pd.Series([""] * len(bad))
+    counts = pd.Series([f"{s}: {e}" if e else s for s, e in zip(status, errors)]).value_counts()
+    parts = [f"{msg} ({n}×)" if n > 1 else msg for msg, n in counts.head(limit).items()]
+    if len(counts) > limit:
+        parts.append(f"and {len(counts) - limit} other errors (see the table)")
+    text = "; ".join(parts)
+    if (status == "oom").any():
+        text += (". Out of memory: it needs more memory than the device has; lower T, the batch "
+                 "or the size, or pick a leaner mode")
+    return text
+
+
 def measure_and_show(kind: str, sweep, *, total: int, describe, columns, where: str,
-                     frame=None, what: str = "configurations"):
+                     frame=None, what: str = "configurations", unusable=None, explain=None):
     """Run a library sweep for the page of ``kind`` and make its rows the page's table.
 
     ``sweep(on_row)`` is a library call that passes each finished row to ``on_row`` (failures are
     rows too) and returns the rows (or a table). It runs under the measurement lock with a
     progress bar (``describe(row)`` says what finished) and a live table of ``columns``; an
-    exception it raises is shown as a message, never a traceback. The rows are then saved as a
-    run of ``kind`` and shown on the page from now on, with how many of them failed. Returns the
-    table, or None when nothing was measured.
+    exception it raises is shown as a message, never a traceback.
+
+    ``unusable(df)`` picks the rows that gave no result (default: status oom/error) and
+    ``explain(bad)`` says in words what they need (default: :func:`failure_summary`). When every
+    row is unusable, nothing is saved, the page keeps showing its last good table, and one error
+    says what is needed; otherwise the rows are saved as a run of ``kind`` and shown from now on,
+    with one message: a success, or a warning naming the failures. Returns the new table, or None
+    when it was not replaced.
     """
     from revsnn.analysis.measure import to_frame
 
     frame = frame or to_frame
+    unusable = unusable or data.failed_rows
+    explain = explain or failure_summary
     rows: list = []
     result = None
+    stopped = ""
     with exclusive_measurement():
         bar = st.progress(0.0, text=f"{total} {what} to measure …")
         live = st.empty()
@@ -135,21 +163,33 @@ def measure_and_show(kind: str, sweep, *, total: int, describe, columns, where: 
         try:
             result = sweep(on_row)
         except Exception as exc:  # noqa: BLE001 - failed cases are rows; this is the rest
-            st.error(f"Measurement stopped: {type(exc).__name__}: {exc}")
+            stopped = f"{type(exc).__name__}: {exc}"
         live.empty()
+        bar.empty()
     if not rows and isinstance(result, pd.DataFrame):
         rows = result.to_dict("records")
+    kept = get_table(kind)[1]
     if not rows:
+        st.error(f"Measurement stopped before any result: {stopped or 'no rows'}. Still "
+                 f"showing: {kept}.")
         return None
     df = frame(rows)
+    bad = unusable(df)
+    if len(bad) == len(df):
+        st.error(f"None of the {len(df)} {what} gave a result: {explain(bad)}"
+                 f"{'. Then it stopped: ' + stopped if stopped else ''}. Nothing was saved; "
+                 f"still showing: {kept}.")
+        return None
     path = data.save_run(kind, df)
     set_table(kind, df, f"measured now on {where}, saved as {path.name}")
-    bad = data.failed_rows(df)
-    if len(bad):
-        st.error(f"{len(bad)} of {len(df)} {what} failed; they are listed in the table below "
-                 "with their status.")
-    st.success(f"Measured {len(df) - len(bad)} of {len(df)} {what}; saved as {path.name} "
-               "(reload it on the Results & export page).")
+    if len(bad) or stopped:
+        st.warning(f"Measured {len(df) - len(bad)} of {len(df)} {what}"
+                   + (f"; {len(bad)} gave no result: {explain(bad)}" if len(bad) else "")
+                   + (f"; then it stopped: {stopped}" if stopped else "")
+                   + f". Saved as {path.name}; the failed rows are listed in the table.")
+    else:
+        st.success(f"Measured {len(df)} of {len(df)} {what}; saved as {path.name} "
+                   "(reload it on the Results & export page).")
     return df
 
 
@@ -176,15 +216,85 @@ def default_labels(options: dict, command: str, archs=None) -> list:
     return [lab for lab, name in options.items() if name in wanted]
 
 
-def device_options() -> dict:
-    """Widget label -> device string: ``CPU`` and, when present, ``CUDA:i (<GPU name>)``."""
+def cuda_devices() -> dict:
+    """Widget label -> device string of every CUDA device (``CUDA:i (<GPU name>)``)."""
     import torch
 
-    options = {"CPU": "cpu"}
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            options[f"CUDA:{i} ({torch.cuda.get_device_name(i)})"] = f"cuda:{i}"
-    return options
+    if not torch.cuda.is_available():
+        return {}
+    return {f"CUDA:{i} ({torch.cuda.get_device_name(i)})": f"cuda:{i}"
+            for i in range(torch.cuda.device_count())}
+
+
+def device_options() -> dict:
+    """Widget label -> device string: ``CPU`` and, when present, ``CUDA:i (<GPU name>)``."""
+    return {"CPU": "cpu", **cuda_devices()}
+
+
+CPU_ONLY = ("CPU only: no CUDA device (torch.cuda.is_available() is False), so CUDA-only metrics "
+            "are hidden and every figure is a CPU measurement.")
+
+
+def device_select(key: str, container=None) -> tuple:
+    """The device widget of a page's sidebar: ``(label, device string)``. On a machine without
+    CUDA it says so underneath (:data:`CPU_ONLY`)."""
+    container = container or st.sidebar
+    devices = device_options()
+    label = container.selectbox("Device", list(devices), key=key)
+    if len(devices) == 1:
+        container.caption(CPU_ONLY)
+    return label, devices[label]
+
+
+CUDA_ONLY_METRICS = ("cuda_peak_bytes",)
+
+
+def memory_metrics(df: Optional[pd.DataFrame], candidates) -> tuple:
+    """``(metrics, default index)`` for a memory-metric menu: CUDA-only metrics only where the
+    table has values for them; the default is the CUDA peak when it has, else the first
+    candidate that has values (the peak, for the pages that list it first)."""
+    def has(m):
+        return df is not None and m in df.columns and pd.to_numeric(
+            df[m], errors="coerce").notna().any()
+
+    metrics = [m for m in candidates if (m not in CUDA_ONLY_METRICS or has(m))
+               and (df is None or m not in df.columns or has(m))]
+    metrics = metrics or list(candidates)[:1]
+    cuda = [m for m in metrics if m in CUDA_ONLY_METRICS]
+    return metrics, metrics.index(cuda[0]) if cuda else 0
+
+
+def unbuilt(modes, archs) -> list:
+    """``(mode label, arch, the architectures it builds)`` for every chosen mode that does not
+    build a chosen architecture, from the strategy registry (nothing is built or measured)."""
+    from revsnn import strategy
+    from revsnn.models import MODELS
+
+    out = []
+    for name in modes:
+        preset = strategy.get(name)
+        for arch in archs:
+            if not preset.supports(arch):
+                out.append((preset.label, arch, [a for a in MODELS if preset.supports(a)]))
+    return out
+
+
+def check_choices(modes, archs) -> str:
+    """Raise ValueError when a chosen architecture has no chosen mode that builds it; otherwise
+    a note (``""`` if none) naming the pairs that will be skipped."""
+    skipped = unbuilt(modes, archs)
+    for arch in archs:
+        if sum(1 for _, a, _ in skipped if a == arch) == len(modes):
+            raise ValueError(f"no chosen mode builds {arch}; choose one of "
+                             f"{', '.join(mode_options('network', [arch]))}")
+    if not skipped:
+        return ""
+    by_mode: dict = {}
+    for label, arch, builds in skipped:
+        by_mode.setdefault(label, ([], builds))[0].append(arch)
+    return "Skipped, not built by the registry: " + "; ".join(
+        f"{label} on {', '.join(archs_)} (it builds {', '.join(builds)})"
+        for label, (archs_, builds) in by_mode.items()) + "."
 
 
 def parse_ints(text: str, name: str, *, minimum: int = 1, maximum: Optional[int] = None) -> list:
@@ -220,3 +330,34 @@ def check_node_input(modes, neurons: int, dtype: str, device: str) -> None:
         node = node_factory(mode)().to(device)
         with torch.no_grad():
             node(torch.zeros(1, 1, neurons, dtype=tdtype, device=device))
+
+
+# ---------------------------------------------------------------------------------------------
+# What a page shows under its charts
+# ---------------------------------------------------------------------------------------------
+
+def takeaway(text: str) -> None:
+    """The page's one-line conclusion, computed from its table (:mod:`dashboard.insight`)."""
+    if text:
+        st.markdown(f"**Takeaway.** {text}")
+
+
+def spread_note(df, metric: str) -> None:
+    """The timing warning of :func:`dashboard.insight.spread_warning`, when there is one."""
+    from dashboard import insight
+
+    text = insight.spread_warning(df, metric)
+    if text:
+        st.warning(text, icon="⏱️")
+
+
+def table(df, key: str) -> None:
+    """The page's table with units in its column names (bytes in MiB, times in ms with their
+    IQR); the CSV downloads keep the raw columns documented in data/README.md."""
+    from dashboard import insight
+
+    st.subheader("Table")
+    st.caption("Bytes in MiB (2²⁰ B), times in ms (median, with the interquartile range of the "
+               "repeats); the CSV downloads keep raw bytes and ms as documented in "
+               "data/README.md.")
+    st.dataframe(insight.display_table(df), hide_index=True, key=key)

@@ -56,12 +56,12 @@ print("revsnn", revsnn.__version__, "| torch", torch.__version__, "| small run:"
 #
 # | label | step | equation |
 # |---|---|---|
-# | (E1.1) | charge, `decay_input=True` | H[t] = V[t−1] + (X[t] − (V[t−1] − V_reset)) / τ |
-# | (E1.2) | charge, `decay_input=False` | H[t] = V[t−1] − (V[t−1] − V_reset) / τ + X[t] |
-# | (E1.3) | IF charge (no leak) | H[t] = V[t−1] + X[t] |
-# | (E1.4) | fire | S[t] = Θ(H[t] − V_th) |
-# | (E1.5) | hard reset | V[t] = S[t]·V_reset + (1 − S[t])·H[t] |
-# | (E1.6) | soft reset | V[t] = H[t] − S[t]·V_th |
+# | (E1.1) | charge, `decay_input=True` | $H[t] = V[t-1] + \left(X[t] - (V[t-1] - V_{\mathrm{reset}})\right) / \tau$ |
+# | (E1.2) | charge, `decay_input=False` | $H[t] = V[t-1] - (V[t-1] - V_{\mathrm{reset}}) / \tau + X[t]$ |
+# | (E1.3) | IF charge (no leak) | $H[t] = V[t-1] + X[t]$ |
+# | (E1.4) | fire | $S[t] = \Theta(H[t] - V_{\mathrm{th}})$ |
+# | (E1.5) | hard reset | $V[t] = S[t] \cdot V_{\mathrm{reset}} + (1 - S[t]) \cdot H[t]$ |
+# | (E1.6) | soft reset | $V[t] = H[t] - S[t] \cdot V_{\mathrm{th}}$ |
 #
 # Θ is the Heaviside step (Θ(0) = 1). Its derivative is zero almost everywhere, so training uses a
 # *surrogate* derivative (sigmoid with α = 4 by default, as in SpikingJelly); the forward stays binary.
@@ -200,6 +200,8 @@ traj_ui = widgets.interactive(
     soft_reset=widgets.Checkbox(value=False, description="soft reset"),
 )
 display(traj_ui)
+traj_ui.f(**traj_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # What the sliders should show, checked here: a larger input or a lower threshold fires more,
@@ -214,7 +216,8 @@ rates = [rate(input_scale=s) for s in (0.5, 1.0, 2.0, 3.0)]
 assert all(a <= b for a, b in zip(rates, rates[1:])) and rates[-1] > rates[0]
 assert rate(v_threshold=0.5) > rate(v_threshold=1.5)
 assert rate(tau=1.5) > rate(tau=8.0)
-assert traj_ui.kwargs["tau"] == 2.0          # the widget's state is what the figure shows
+# the widget's figure is drawn from its current state, whatever the sliders were moved to
+assert f"τ = {traj_ui.kwargs['tau']:g}" in trajectory_figure(**traj_ui.kwargs).layout.title.text
 print("firing rate vs input scale:", np.round(rates, 3))
 
 # %% [markdown]
@@ -324,13 +327,17 @@ saved_ui = widgets.interactive(
     reset=widgets.Dropdown(options=["hard", "soft"], value="hard", description="reset"),
 )
 display(saved_ui)
+saved_ui.f(**saved_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %%
 # the widget's last result is a tidy table we can check like any other
+# (for the widget's current values: rerunning this cell after moving the widget checks those)
 df_ui = saved_ui.result
-assert saved_ui.kwargs["reset"] == "hard"
+per_step = 12 if saved_ui.kwargs["reset"] == "hard" else 4      # bytes per neuron-step, as above
 ui_bptt = df_ui[df_ui["mode"] == MemoryMode.BPTT.label]
-assert (ui_bptt.saved_bytes == 12 * ui_bptt["T"] * ui_bptt.batch * 256).all()
+assert (ui_bptt.batch == saved_ui.kwargs["batch"]).all()
+assert (ui_bptt.saved_bytes == per_step * ui_bptt["T"] * ui_bptt.batch * 256).all()
 
 # %% [markdown]
 # ## 5. Export the figures

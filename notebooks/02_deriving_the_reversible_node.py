@@ -119,6 +119,7 @@ def leak_figure(df):
                                  name=f"τ = {tau:g}, {dt}"))
     fig.update_layout(title="Inverting the leak by division amplifies rounding by α^−T",
                       xaxis_title="steps T", yaxis_title="max |V(0) error|", yaxis_type="log",
+                      yaxis_exponentformat="power",
                       height=400)
     return fig
 
@@ -147,13 +148,13 @@ leak_fig.show()
 #
 # | label | equation |
 # |---|---|
-# | (E2.0) | X̄_g = q(X_g) |
-# | (E2.1) | H₁ = V₁ + q(β·X̄₁) − q(a·V₂) |
-# | (E2.2) | S₁ = Θ(H₁ − θ);  Y₁ = X̄₁ + ϑ·S₁ |
-# | (E2.3) | V₁' = H₁ − θ·S₁ |
-# | (E2.4) | H₂ = V₂ + q(β·X̄₂) + q(a·V₁') |
-# | (E2.5) | S₂ = Θ(H₂ − θ);  Y₂ = X̄₂ + ϑ·S₂ |
-# | (E2.6) | V₂' = H₂ − θ·S₂ |
+# | (E2.0) | $\bar{X}_g = q(X_g)$ |
+# | (E2.1) | $H_1 = V_1 + q(\beta \cdot \bar{X}_1) - q(a \cdot V_2)$ |
+# | (E2.2) | $S_1 = \Theta(H_1 - \theta)$; $\quad Y_1 = \bar{X}_1 + \vartheta \cdot S_1$ |
+# | (E2.3) | $V_1' = H_1 - \theta \cdot S_1$ |
+# | (E2.4) | $H_2 = V_2 + q(\beta \cdot \bar{X}_2) + q(a \cdot V_1')$ |
+# | (E2.5) | $S_2 = \Theta(H_2 - \theta)$; $\quad Y_2 = \bar{X}_2 + \vartheta \cdot S_2$ |
+# | (E2.6) | $V_2' = H_2 - \theta \cdot S_2$ |
 #
 # We run one step of the library's `rev_step` on random inputs and random grid membranes, then
 # recompute each equation by hand and compare.
@@ -357,8 +358,8 @@ print("sub-threshold rev_step = M·V within", 2 * p64.grid)
 
 # %% [markdown]
 # **Check 2**: det M = 1, trace = 2 − a², and |eigenvalue| = 1 for every coupling 0 < a < 2, but not
-# for a > 2. The naive coupling V̂ = V + H(1 − S) of the literature has the sub-threshold map
-# V ↦ 2V (eigenvalue 2): it doubles the membrane every step.
+# for a > 2. The naive coupling V̂ = αV + H(1 − S) of the literature (with α = 1, as measured here)
+# has the sub-threshold map V ↦ 2V (eigenvalue 2): it doubles the membrane every step.
 
 # %%
 def coupling_matrix(a):
@@ -415,6 +416,8 @@ rot_ui = widgets.interactive(lambda a: rotation_figure(a).show(),
                              a=widgets.FloatSlider(value=0.5, min=0.05, max=2.5, step=0.05,
                                                    description="coupling a"))
 display(rot_ui)
+rot_ui.f(**rot_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # **Check 3**: the full node (inputs, spikes, resets) stays bounded as T grows, while the naive
@@ -457,7 +460,8 @@ def drift_figure(df):
     fig.add_hline(y=floor, line_dash="dash", annotation_text="exact (0)")
     fig.update_layout(title="Error of the reconstructed initial state V(0)", xaxis_title="T",
                       yaxis_title="max |V(0) error| (inf/NaN drawn at 1e38)", yaxis_type="log",
-                      xaxis_type="log", height=420)
+                      yaxis_exponentformat="power", yaxis_dtick=4, xaxis_type="log",
+                      xaxis_tickvals=sorted(df["T"].unique()), height=420)
     return fig
 
 
@@ -476,9 +480,10 @@ drift_ui = widgets.interactive(
 display(drift_ui)
 
 # %%
+# the table is the one for the widget's current values (rerun this cell after moving it)
 ui_df = drift_ui.result
+assert set(ui_df["T"]) == {drift_ui.kwargs["T"]} and set(ui_df.dtype) == {drift_ui.kwargs["dtype"]}
 assert bool(ui_df[ui_df.node == "ReversibleLIF"].exact.all())
-assert drift_ui.kwargs == {"T": 64, "dtype": "float32", "sigma": 1.5}
 
 # %%
 T_DRIFT = (4, 16, 64, 128) if SMALL else (4, 16, 64, 128, 256, 1024)

@@ -344,6 +344,8 @@ ops_ui = widgets.interactive(lambda T, top: op_breakdown_figure(T, top).show(),
                              T=widgets.IntSlider(value=16, min=1, max=64, description="T"),
                              top=widgets.IntSlider(value=12, min=3, max=30, description="top ops"))
 display(ops_ui)
+ops_ui.f(**ops_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## 5. Timing, side by side

@@ -272,6 +272,8 @@ layers_ui = widgets.interactive(
     image_size=widgets.Dropdown(options=[8, 16, 32, 64], value=32, description="image"),
     fuse_bn=widgets.Checkbox(value=True, description="fuse BN into node"))
 display(layers_ui)
+layers_ui.f(**layers_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## 5. Growth with T
@@ -307,7 +309,8 @@ def growth_figure(df):
                      for label, g in df.groupby("label", sort=False)])
     fig.update_layout(title=f"{ARCH}: saved bytes vs T (batch {CFG['batch']}, "
                             f"{CFG['image_size']}²)", xaxis_title="T", yaxis_title="MiB",
-                      xaxis_type="log", yaxis_type="log", height=420)
+                      xaxis_type="log", yaxis_type="log", yaxis_exponentformat="power",
+                      height=420)
     return fig
 
 

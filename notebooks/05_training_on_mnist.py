@@ -150,6 +150,8 @@ curves_ui = widgets.interactive(lambda metric: curves_figure(metric).show(),
                                                                  "epoch_time_s"],
                                                         value="test_acc", description="metric"))
 display(curves_ui)
+curves_ui.f(**curves_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## 3. Memory side by side
@@ -232,6 +234,8 @@ fit_ui = widgets.interactive(lambda budget_gib, T_steps: batch_fit_figure(budget
                                                                description="GiB"),
                              T_steps=widgets.IntSlider(value=4, min=1, max=64, description="T"))
 display(fit_ui)
+fit_ui.f(**fit_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## 4. Export

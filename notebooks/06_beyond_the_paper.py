@@ -64,11 +64,11 @@ print("revsnn", revsnn.__version__, "| small run:", SMALL)
 #
 # | label | equation |
 # |---|---|
-# | (E7.0) | X̄ = q(X), the stack's input on the grid δ = 2^−Q |
-# | (E7.1) | Y₁ = X̄₁ + F(X̄₂) |
-# | (E7.2) | Y₂ = X̄₂ + G(Y₁) |
-# | (E7.3) | X̄₂ = Y₂ − G(Y₁) |
-# | (E7.4) | X̄₁ = Y₁ − F(X̄₂) |
+# | (E7.0) | $\bar{X} = q(X)$, the stack's input on the grid $\delta = 2^{-Q}$ |
+# | (E7.1) | $Y_1 = \bar{X}_1 + F(\bar{X}_2)$ |
+# | (E7.2) | $Y_2 = \bar{X}_2 + G(Y_1)$ |
+# | (E7.3) | $\bar{X}_2 = Y_2 - G(Y_1)$ |
+# | (E7.4) | $\bar{X}_1 = Y_1 - F(\bar{X}_2)$ |
 #
 # F and G need not be invertible (they contain convolutions and thresholds): only the coupling is
 # inverted. We check (E7.1)–(E7.4) on one block.
@@ -182,6 +182,8 @@ blocks_ui = widgets.interactive(lambda max_depth, T_steps: depth_figure(
     max_depth=widgets.IntSlider(value=4, min=1, max=16, description="depth"),
     T_steps=widgets.IntSlider(value=4, min=1, max=16, description="T"))
 display(blocks_ui)
+blocks_ui.f(**blocks_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## Part B · An exact binary-spike LIF
@@ -191,12 +193,12 @@ display(blocks_ui)
 #
 # | label | equation |
 # |---|---|
-# | (E5.0) | x̂ = round(X/δ) |
-# | (E5.1) | m = ⌊(x̂ − V + c)/τ⌋, the leak (X − V)/τ rounded to nearest |
-# | (E5.2) | R = (x̂ − V + c) − τ·m ∈ [0, τ), what the division destroys |
-# | (E5.3) | H = V + m |
-# | (E5.4) | S = Θ(H − θ̂), a true binary spike |
-# | (E5.5) | V' = H − θ̂·S |
+# | (E5.0) | $\hat{x} = \mathrm{round}(X/\delta)$ |
+# | (E5.1) | $m = \lfloor(\hat{x} - V + c)/\tau\rfloor$, the leak $(X - V)/\tau$ rounded to nearest |
+# | (E5.2) | $R = (\hat{x} - V + c) - \tau \cdot m \in [0, \tau)$, what the division destroys |
+# | (E5.3) | $H = V + m$ |
+# | (E5.4) | $S = \Theta(H - \hat{\theta})$, a true binary spike |
+# | (E5.5) | $V' = H - \hat{\theta} \cdot S$ |
 #
 # We check `binary_step` against these lines on random integers, for τ = 2 (a shift) and τ = 3.
 
@@ -354,6 +356,8 @@ binary_ui = widgets.interactive(lambda tau, grid_bits: binary_figure(tau, grid_b
                                 grid_bits=widgets.IntSlider(value=12, min=4, max=16,
                                                             description="grid bits F"))
 display(binary_ui)
+binary_ui.f(**binary_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## Export

@@ -101,8 +101,8 @@ assert growth_layer > 1.8 * growth_time
 #
 # | label | equation |
 # |---|---|
-# | (E8.1) | μ_t = mean_{B,H,W} Z_t,   σ²_t = var_{B,H,W} Z_t |
-# | (E8.2) | BN_t(Z_t) = γ·(Z_t − μ_t)/√(σ²_t + ε) + β |
+# | (E8.1) | $\mu_t = \mathrm{mean}_{B,H,W}\, Z_t, \quad \sigma^2_t = \mathrm{var}_{B,H,W}\, Z_t$ |
+# | (E8.2) | $\mathrm{BN}_t(Z_t) = \gamma \cdot (Z_t - \mu_t)/\sqrt{\sigma^2_t + \epsilon} + \beta$ |
 #
 # keeps the steps independent. We check that a sequence call equals step-by-step calls, that each
 # step is normalised, and that the running statistics move once per call.
@@ -126,9 +126,9 @@ assert int(bn.num_batches_tracked) == 1
 #
 # | label | equation |
 # |---|---|
-# | (E9.1) | X_u[t] = f_u(S_src(u)[t]) |
-# | (E9.2) | (S_u[t], R_u[t], V_u[t+1]) = step_E5(x̂_u[t], V_u[t]) |
-# | (E9.3) | O[t] = g(S_L[t]),   logits = (1/T)·Σ_t O[t] |
+# | (E9.1) | $X_u[t] = f_u(S_{\mathrm{src}(u)}[t])$ |
+# | (E9.2) | $(S_u[t], R_u[t], V_u[t+1]) = \mathrm{step}_{E5}(\hat{x}_u[t], V_u[t])$ |
+# | (E9.3) | $O[t] = g(S_L[t]), \quad \mathrm{logits} = (1/T) \cdot \sum_t O[t]$ |
 #
 # The forward keeps only the packed spikes S and remainders R (2 bits per neuron-step for τ = 2)
 # and V_T. We build a two-unit network, run it, and rebuild its spikes from the trace by hand.
@@ -163,11 +163,11 @@ print("stored bytes per neuron-step:", (saved[1].numel() + saved[3].numel()) / (
 #
 # | label | equation |
 # |---|---|
-# | (E9.4) | S̄_L[t] = g'ᵀ Ō[t] |
-# | (E9.5) | X_u[t] = f_u(S_src(u)[t]), recomputed from stored bits |
-# | (E9.6) | (V_u[t], H_u[t]) = step_E6(S_u[t], R_u[t], V_u[t+1], x̂_u[t]) |
-# | (E9.7) | H̄ = S̄_u[t]·d + V̄_u·(1 − θd),  X̄_u[t] = H̄/τ,  V̄_u ← H̄·(1 − 1/τ) |
-# | (E9.8) | S̄_src(u)[t] += f_u'ᵀ X̄_u[t],  ∇θ_u += (∂f_u/∂θ_u)ᵀ X̄_u[t] |
+# | (E9.4) | $\bar{S}_L[t] = g'^{\top} \bar{O}[t]$ |
+# | (E9.5) | $X_u[t] = f_u(S_{\mathrm{src}(u)}[t])$, recomputed from stored bits |
+# | (E9.6) | $(V_u[t], H_u[t]) = \mathrm{step}_{E6}(S_u[t], R_u[t], V_u[t+1], \hat{x}_u[t])$ |
+# | (E9.7) | $\bar{H} = \bar{S}_u[t] \cdot d + \bar{V}_u \cdot (1 - \theta d), \quad \bar{X}_u[t] = \bar{H}/\tau, \quad \bar{V}_u \leftarrow \bar{H} \cdot (1 - 1/\tau)$ |
+# | (E9.8) | $\bar{S}_{\mathrm{src}(u)}[t] \mathrel{+}= f_u'^{\top} \bar{X}_u[t], \quad \nabla\theta_u \mathrel{+}= (\partial f_u/\partial\theta_u)^{\top} \bar{X}_u[t]$ |
 #
 # First (E9.5)–(E9.6) for the last step of unit 1: recompute its synapse from the stored spikes of
 # unit 0 and invert one step from V_T; the charge must reproduce the stored spike bits.
@@ -257,6 +257,8 @@ budget_ui = widgets.interactive(lambda T_max, batch: budget_figure(T_max, batch)
                                 batch=widgets.IntSlider(value=BATCH, min=1, max=64,
                                                         description="batch"))
 display(budget_ui)
+budget_ui.f(**budget_ui.kwargs)   # the same figure as a plain output, saved in an executed
+# notebook (a widget's own drawing is not)
 
 # %% [markdown]
 # ## Export

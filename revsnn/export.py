@@ -32,8 +32,8 @@ from typing import Mapping, Optional, Sequence
 
 __all__ = [
     "STATIC_FORMATS", "FIGURE_FORMATS", "MIME_TYPES", "StaticExportUnavailable",
-    "static_export_status", "figure_to_bytes", "table_to_csv", "write_figure", "export_all",
-    "slugify",
+    "static_export_status", "figure_to_bytes", "table_to_csv", "with_context", "write_figure",
+    "export_all", "slugify",
 ]
 
 STATIC_FORMATS = ("png", "svg", "pdf")
@@ -140,6 +140,20 @@ def table_to_csv(df) -> bytes:
     return df.to_csv(index=False).encode("utf-8")
 
 
+def with_context(df, context: Optional[Mapping[str, object]] = None):
+    """``df`` with one constant column per ``context`` entry it lacks (e.g. ``neurons``,
+    ``torch_version``), so that an exported table says what it was measured with.
+
+    >>> import pandas as pd
+    >>> with_context(pd.DataFrame({"T": [4]}), {"neurons": 1024, "T": 8}).to_dict("records")
+    [{'T': 4, 'neurons': 1024}]
+    """
+    if not context:
+        return df
+    extra = {k: v for k, v in context.items() if k not in df.columns}
+    return df.assign(**extra) if extra else df
+
+
 def write_figure(fig, path, **kwargs) -> Path:
     """Write ``fig`` to ``path``; the format is the suffix (.png, .svg, .pdf, .html)."""
     path = Path(path)
@@ -156,42 +170,63 @@ def slugify(name: str) -> str:
 
 
 def export_all(figures: Mapping[str, object], tables: Mapping[str, object] = None, *,
-               formats: Sequence[str] = FIGURE_FORMATS) -> bytes:
+               formats: Sequence[str] = FIGURE_FORMATS, scale: Optional[float] = None,
+               contexts: Optional[Mapping[str, Mapping[str, object]]] = None,
+               on_progress=None) -> bytes:
     """One zip with every figure in every format and every table as CSV.
 
     ``figures`` and ``tables`` map display names to plotly figures and DataFrames. Layout of the
-    zip: ``figures/<name>.<fmt>``, ``tables/<name>.csv`` and ``MANIFEST.txt`` (what is inside, and
-    why any static format is missing). The HTML files share one ``figures/plotly.min.js`` (they
-    open offline once unzipped). Static formats that cannot be drawn are skipped, not fatal.
+    zip: ``figures/<name>.<fmt>``, ``tables/<name>.csv`` and ``MANIFEST.txt`` (what is inside, the
+    context of each table, and why any static format is missing). The HTML files share one
+    ``figures/plotly.min.js`` (they open offline once unzipped). Static formats that cannot be
+    drawn are skipped, not fatal. ``scale`` is the PNG scale; ``contexts`` maps a table's name to
+    what it was measured with (added as columns, :func:`with_context`, and to the manifest);
+    ``on_progress(done, total, what)`` is called after each file.
     """
     tables = tables or {}
     formats = [f.lower().lstrip(".") for f in formats]
     unknown = [f for f in formats if f not in FIGURE_FORMATS]
     if unknown:
         raise ValueError(f"unknown figure formats {unknown}; choose from {list(FIGURE_FORMATS)}")
+    contexts = contexts or {}
     lines = [f"revsnn export, {_dt.datetime.now().isoformat(timespec='seconds')}", ""]
     skipped: dict = {}
+    total, done = len(figures) * len(formats) + len(tables), 0
+
+    def step(what):
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total, what)
+
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, fig in figures.items():
             for fmt in formats:
+                arc = f"figures/{slugify(name)}.{fmt}"
                 if fmt in skipped:
+                    step(arc)
                     continue
                 try:
-                    data = figure_to_bytes(fig, fmt, include_plotlyjs="directory")
+                    data = figure_to_bytes(fig, fmt, include_plotlyjs="directory",
+                                           scale=scale if fmt == "png" else None)
                 except StaticExportUnavailable as exc:
                     skipped[fmt] = str(exc)
+                    step(arc)
                     continue
-                arc = f"figures/{slugify(name)}.{fmt}"
                 zf.writestr(arc, data)
                 lines.append(f"{arc}\t{name}")
+                step(arc)
         if "html" in formats and figures:
             from plotly.offline import get_plotlyjs
             zf.writestr("figures/plotly.min.js", get_plotlyjs())
         for name, df in tables.items():
             arc = f"tables/{slugify(name)}.csv"
-            zf.writestr(arc, table_to_csv(df))
-            lines.append(f"{arc}\t{name} ({len(df)} rows)")
+            ctx = contexts.get(name) or {}
+            zf.writestr(arc, table_to_csv(with_context(df, ctx)))
+            about = "; ".join(f"{k} {v}" for k, v in ctx.items())
+            lines.append(f"{arc}\t{name} ({len(df)} rows{'; ' + about if about else ''})")
+            step(arc)
         if skipped:
             lines += ["", "Not exported:"] + [f"- {fmt}: {why}" for fmt, why in skipped.items()]
         zf.writestr("MANIFEST.txt", "\n".join(lines) + "\n")

@@ -31,6 +31,29 @@ def test_help_lists_every_command(capsys):
         assert word in out
 
 
+@pytest.mark.parametrize("path", [c.path for c in cli.COMMANDS])
+def test_command_help_has_no_raw_rest_markup(path, capsys):
+    """Help text is plain: no ``code`` or :mod:`x` markup from the module docstrings."""
+    assert main([*path, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "`" not in out and ":mod:" not in out, out
+
+
+def test_torch_triton_warning_stays_out_of_command_output():
+    """Without Triton, torch logs "Triton not available" whenever SpikingJelly registers its
+    operators; a command's output must not carry it (Triton is hidden in the subprocess)."""
+    code = ("import sys; sys.modules['triton'] = None\n"
+            "from revsnn.cli import main\n"
+            "raise SystemExit(main(['bench', 'nodes', '--T', '2', '--batch', '2', '--neurons', "
+            "'8', '--repeats', '1', '--warmup', '0', '--modes', 'spikingjelly', 'fused']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "SpikingJelly LIFNode" in proc.stdout
+    assert "Triton not available" not in proc.stdout + proc.stderr
+
+
 def test_missing_command_and_unknown_command_exit_2(capsys):
     assert main([]) == 2
     assert main(["bench"]) == 2

@@ -51,7 +51,70 @@ def test_lines_one_panel_per_facet_one_legend_entry_per_label(nodes):
     fused_b16 = next(t for t in fig.data if t.name == "ReversibleLIF (fused)" and t.xaxis == "x")
     assert list(fused_b16.x) == [4, 8]
     assert list(fused_b16.y) == pytest.approx([4 * 16 * 1024 / 2**20] * 2)  # MiB
-    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [4, 8]
+    # both axes linear (a log x under a linear y bends a line proportional to T); every T a tick
+    assert fig.layout.xaxis.type == "linear" == fig.layout.yaxis.type
+    assert list(fig.layout.xaxis.tickvals) == [4, 8]
+    log = charts.node_metric_figure(nodes, "saved_bytes", log_y=True)
+    assert log.layout.xaxis.type == "log" == log.layout.yaxis.type
+
+
+def test_a_single_T_gets_one_whole_tick_not_fractions(nodes):
+    fig = charts.node_metric_figure(nodes[nodes["T"] == 4], "saved_bytes")
+    assert list(fig.layout.xaxis.tickvals) == [4] and list(fig.layout.xaxis.ticktext) == ["4"]
+
+
+def test_log_axes_label_one_tick_per_decade_when_they_span_decades(nodes):
+    wide = nodes.assign(saved_bytes=nodes["saved_bytes"].where(nodes["mode"] != "fused",
+                                                               nodes["saved_bytes"] / 10))
+    fig = charts.node_metric_figure(wide, "saved_bytes", log_y=True)   # 0.006 … 6 MiB
+    assert fig.layout.yaxis.dtick == 1 and fig.layout.yaxis.exponentformat == "power"
+    narrow = charts.node_metric_figure(nodes[nodes["mode"] != "fused"], "saved_bytes", log_y=True)
+    assert narrow.layout.yaxis.dtick is None                          # within a decade
+
+
+def test_time_lines_carry_their_interquartile_range(nodes):
+    d = nodes.assign(bwd_ms_q1=nodes["bwd_ms"] - 0.5, bwd_ms_q3=nodes["bwd_ms"] + 1.0)
+    fig = charts.node_metric_figure(d, "bwd_ms")
+    sj = next(t for t in fig.data if t.name == "SpikingJelly LIFNode")
+    assert list(sj.error_y.array) == [1.0, 1.0] and list(sj.error_y.arrayminus) == [0.5, 0.5]
+    assert fig.layout.meta["notes"] == ["error bars: interquartile range of the timed repeats"]
+    assert charts.node_metric_figure(nodes, "bwd_ms").data[0].error_y.array is None
+
+
+def test_identical_lines_are_told_apart(nodes):
+    fig = charts.node_metric_figure(nodes, "saved_bytes")
+    sj = next(t for t in fig.data if t.name == "SpikingJelly LIFNode")
+    bptt = next(t for t in fig.data if t.name == "LIF (BPTT)")
+    assert list(sj.y) == list(bptt.y)
+    assert sj.line.dash is None and bptt.line.dash == "dash"
+    assert all(s.endswith("-open") for s in bptt.marker.symbol)
+    assert "LIF (BPTT) has the same values as SpikingJelly LIFNode" in fig.layout.meta["notes"][0]
+
+
+def test_a_mode_that_saves_nothing_is_drawn_as_infinity(nodes):
+    d = pd.concat([nodes, pd.DataFrame([_row("checkpoint", "LIF (checkpoint)", T, b, 0, 9.0)
+                                        for T in (4, 8) for b in (16, 64)])])
+    r = data.node_ratios(d)
+    assert math.isinf(r[r["mode"] == "checkpoint"]["saved_ratio"].iloc[0])
+    fig = charts.node_ratio_figure(r, "saved_ratio")
+    ck = next(t for t in fig.data if t.name == "LIF (checkpoint)")
+    top = max(v for t in fig.data if t.name != "LIF (checkpoint)" for v in t.y)
+    assert list(ck.text) == ["∞ (saves 0 B)"] * 2 and all(v > top for v in ck.y)
+    assert any("∞ (saves 0 B)" in n for n in fig.layout.meta["notes"])
+    log = charts.node_metric_figure(d, "saved_bytes", log_y=True)
+    ck = next(t for t in log.data if t.name == "LIF (checkpoint)")
+    assert list(ck.text) == ["0 B", "0 B"] and all(0 < v for v in ck.y)
+
+
+def test_context_goes_into_the_subtitle_and_metadata(nodes):
+    d = nodes.assign(shape="[4, 16, 1024]", torch_version="2.13.0+cpu")
+    fig = charts.add_context(charts.node_metric_figure(d, "saved_bytes"), d)
+    sub = fig.layout.title.subtitle.text
+    assert "1024 neurons" in sub and "torch 2.13.0+cpu" in sub and "cpu (x86_64)" in sub
+    assert fig.layout.meta["context"]["neurons"] == "1024"
+    one = d[d["batch"] == 16]
+    assert "batch 16" in charts.add_context(charts.node_metric_figure(one, "bwd_ms"),
+                                            one).layout.title.subtitle.text
 
 
 def test_against_batch_panels_by_T(nodes):
@@ -79,8 +142,11 @@ def test_mixed_dtypes_get_separate_series(nodes):
 
 def test_all_failed_gives_an_empty_figure_that_says_so(nodes):
     fig = charts.node_metric_figure(nodes.assign(status="error"), "saved_bytes")
-    assert len(fig.data) == 0
+    assert len(fig.data) == 0 and charts.is_empty(fig)
     assert "no successful rows" in fig.layout.annotations[0].text
+    assert not charts.is_empty(charts.node_metric_figure(nodes, "saved_bytes"))
+    # and no export is offered for it
+    assert charts.standard_figures("nodes", nodes.assign(status="error")) == {}
 
 
 def test_node_ratios_use_the_standard_node(nodes):
@@ -113,6 +179,9 @@ def test_network_bars_group_by_configuration():
     assert [t.name for t in fig.data] == ["LIF (BPTT)", "ReversibleLIF (fused)"]
     assert list(fig.data[0].x) == ["vgg11 · B=8", "vgg11 · B=16", "resnet18 · B=8",
                                    "resnet18 · B=16"]
+    # a table of one configuration names all of it, not just the architecture
+    one = pd.DataFrame([r for r in rows if r["arch"] == "vgg11" and r["batch"] == 8])
+    assert list(charts.network_figure(one, "peak_bytes").data[0].x) == ["vgg11 · T=4 · B=8"]
     assert list(fig.data[1].y) == pytest.approx([32.0, 64.0, 32.0, 64.0])
     assert fig.layout.barmode == "group"
 
@@ -190,3 +259,65 @@ def test_runs_are_saved_listed_and_reloaded(tmp_path, monkeypatch, nodes):
         data.load_run("../nodes.csv")
     with pytest.raises(ValueError, match="unknown table kind"):
         data.save_run("bogus", nodes)
+
+
+# ------------------------------------------------------------------ takeaways and warnings
+
+from dashboard import insight  # noqa: E402
+
+
+def _timed(nodes, spread):
+    d = nodes[nodes["status"] == "ok"].copy()
+    return d.assign(repeats=9, bwd_ms_q1=d["bwd_ms"] - spread, bwd_ms_q3=d["bwd_ms"] + spread)
+
+
+def test_spread_warning_when_modes_overlap_within_their_iqr(nodes):
+    # backward times 2, 3, 4 ms: a spread of ±0.2 separates them, ±0.6 does not
+    assert insight.spread_warning(_timed(nodes, 0.2), "bwd_ms") == ""
+    text = insight.spread_warning(_timed(nodes, 0.6), "bwd_ms")
+    assert "in 8 of 8 side-by-side comparisons" in text and "not settled" in text
+    few = insight.spread_warning(_timed(nodes, 0.2).assign(repeats=3), "bwd_ms")
+    assert "medians of 3 repeats (fewer than 5" in few
+    assert "records no spread" in insight.spread_warning(nodes.assign(repeats=9), "bwd_ms")
+
+
+def test_nodes_takeaway_is_computed_from_the_largest_configuration(nodes):
+    text = insight.nodes_takeaway(nodes, "saved_bytes")
+    # T = 8, batch 64: fused 4·64·1024 B vs SpikingJelly's 12·8·64·1024 B = 24×, at 4/2 = 2× time
+    assert text == ("At T = 8, batch 64: ReversibleLIF (fused) keeps 24× less for backward than "
+                    "SpikingJelly LIFNode, at 2× its backward time.")
+    zero = pd.concat([nodes, pd.DataFrame([_row("checkpoint", "LIF (checkpoint)", 8, 64, 0, 9.0)])])
+    assert "LIF (checkpoint) keeps 0 B" in insight.nodes_takeaway(zero, "saved_bytes")
+    assert "compare the peak" in insight.nodes_takeaway(zero, "saved_bytes")
+
+
+def test_budget_and_drift_takeaways():
+    budget = pd.DataFrame({
+        "search": ["batch", "batch", "T"], "mode": ["spikingjelly", "fused", "fused"],
+        "label": ["SpikingJelly LIFNode", "ReversibleLIF (fused)", "ReversibleLIF (fused)"],
+        "arch": ["vgg11"] * 3, "budget_bytes": [2**31] * 3, "T": [8, 8, 111],
+        "batch": [75, 205, 16], "max_value": [75, 205, 111], "status": ["ok"] * 3})
+    assert insight.budget_takeaway(budget) == (
+        "Within 2.00 GiB (vgg11): ReversibleLIF (fused) trains the largest batch, 205 (T = 8), "
+        "2.73× SpikingJelly's 75; ReversibleLIF (fused) trains the largest T, 111 (batch 16).")
+    assert insight.budget_takeaway(budget.assign(max_value=0)) == ""
+    drift = pd.DataFrame([
+        {"node": "ReversibleLIF", "T": 4, "dtype": "float32", "exact": True, "max_membrane": 6.0},
+        {"node": "ReversibleLIF", "T": 8, "dtype": "float32", "exact": True, "max_membrane": 7.0},
+        {"node": "naive coupling", "T": 4, "dtype": "float32", "exact": False,
+         "max_membrane": 24.0},
+        {"node": "naive coupling", "T": 8, "dtype": "float32", "exact": False,
+         "max_membrane": math.inf}])
+    assert insight.drift_takeaway(drift) == (
+        "ReversibleLIF reconstructs bit-exactly in 2 of 2 configurations (T up to 8, float32); "
+        "the naive coupling's membrane reaches 2.4e+01 at T = 4 (float32) and overflows from "
+        "T = 8 (float32).")
+
+
+def test_display_table_names_units_and_drops_empty_columns(nodes):
+    shown = insight.display_table(nodes.assign(cuda_peak_bytes=math.nan, bwd_ms_iqr=0.5))
+    assert {"saved (MiB)", "peak (MiB)", "backward (ms)", "backward IQR (ms)"} <= set(shown.columns)
+    assert "CUDA peak (MiB)" not in shown.columns and "saved_bytes" not in shown.columns
+    cols = list(shown.columns)
+    assert cols.index("backward IQR (ms)") == cols.index("backward (ms)") + 1
+    assert shown["saved (MiB)"].iloc[0] == pytest.approx(nodes["saved_bytes"].iloc[0] / 2**20)

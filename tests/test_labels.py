@@ -4,7 +4,9 @@ A label such as (E2.5) is *defined* where it is written in front of its equation
 
 - in the library's NOTE blocks and docstrings, a line that starts with the label
   (``    (E2.5)  S₂ = Θ(H₂ − θ); …`` or ``- (E1.1) charge, …:  H[t] = …``);
-- in a notebook's markdown, a table row ``| (E2.5) | … | S₂ = Θ(H₂ − θ); … |``;
+- in a notebook's markdown, a table row ``| (E2.5) | … | S₂ = Θ(H₂ − θ); … |``, its equation
+  usually written in LaTeX (``$S_2 = \\Theta(H_2 - \\theta)$``), read back to the same Unicode
+  text (:func:`unlatex`);
 - in a README, a line that starts with labelled equations, ``(E2.1) H1 = V1 + …   (E2.2) …``.
 
 The meaning of a definition is its first clause ``lhs = rhs`` (up to the first ``,``, ``;``, ``∈``,
@@ -17,6 +19,7 @@ label cited anywhere (code comments, notebooks, READMEs, tests) must be defined 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -38,8 +41,38 @@ FIRST_CLAUSE_END = re.compile(r",\s|;|\s∈|\s{2,}|\s+and\s|\.\s*$|$")
 SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
 
+_LATEX_SYMBOLS = {
+    r"\alpha": "α", r"\beta": "β", r"\gamma": "γ", r"\delta": "δ", r"\epsilon": "ε",
+    r"\varepsilon": "ε", r"\vartheta": "ϑ", r"\theta": "θ", r"\Theta": "Θ", r"\tau": "τ",
+    r"\mu": "μ", r"\sigma": "σ", r"\lambda": "λ", r"\sum": "Σ", r"\nabla": "∇",
+    r"\partial": "∂", r"\cdot": "·", r"\leftarrow": "←", r"\lfloor": "⌊", r"\rfloor": "⌋",
+    r"\in": "∈", r"\left": "", r"\right": "", r"\quad": "  ", r"\;": " ", r"\,": "",
+}
+_SUPERSCRIPTS = {r"\top": "ᵀ", "2": "²", "-1": "⁻¹"}
+
+
+def unlatex(text: str) -> str:
+    """The inline LaTeX of a notebook table, ``$H_1 = V_1 + q(\\beta \\cdot \\bar{X}_1)$``, as the
+    Unicode text the library writes, ``H1 = V1 + q(β · X̄1)`` (subscript digits as digits)."""
+    text = text.replace("$", "")
+    text = re.sub(r"\\(?:mathrm|operatorname|text)\{([^{}]*)\}", r"\1", text)
+    text = re.sub(r"\\bar\{([^{}]*)\}", lambda m: m[1] + "\u0304", text)
+    text = re.sub(r"\\hat\{([^{}]*)\}", lambda m: m[1] + "\u0302", text)
+    text = re.sub(r"\\sqrt\{([^{}]*)\}", r"√(\1)", text)
+    text = text.replace(r"\mathrel{+}=", "+=")
+    for cmd in sorted(_LATEX_SYMBOLS, key=len, reverse=True):
+        text = re.sub(re.escape(cmd) + r"(?![A-Za-z])", _LATEX_SYMBOLS[cmd], text)
+    text = re.sub(r"\^\{([^{}]*)\}|\^(\S)",
+                  lambda m: _SUPERSCRIPTS.get(m[1] or m[2], "^" + (m[1] or m[2])), text)
+    text = re.sub(r"_\{(\d+)\}|_(\d)", lambda m: m[1] or m[2], text)      # H_1 -> H1
+    return re.sub(r"_\{([\w()]+)\}", r"_\1", text)                      # V_{reset} -> V_reset
+
+
 def meaning(text: str) -> str | None:
     """``lhs=rhs`` of the first equation in ``text`` (normalised), or None if it has none."""
+    if "$" in text:
+        text = unlatex(text)
+    text = unicodedata.normalize("NFC", text)
     text = re.sub(r"``[^`]*``|`[^`]*`", "", text)          # ``decay_input=True`` is no equation
     m = re.search(r"\s(=|\+=|←)\s", text)                  # H = …, S̄ += …, V̄ ← …
     if m is None:
@@ -113,6 +146,31 @@ def test_each_label_has_one_meaning(found):
     """Each (Ex.y) is defined in exactly one library module, and every definition of it (NOTE
     blocks, notebook tables, README) states the same equation."""
     assert collisions(found) == {}
+
+
+def test_latex_reads_as_the_library_writes_it():
+    """A LaTeX table cell has the meaning of the Unicode equation it renders."""
+    pairs = [
+        (r"$H_1 = V_1 + q(\beta \cdot \bar{X}_1) - q(a \cdot V_2)$", "H₁ = V₁ + q(β·X̄₁) − q(a·V₂)"),
+        (r"$S[t] = \Theta(H[t] - V_{\mathrm{th}})$", "S[t] = Θ(H[t] − V_th)"),
+        (r"$\mathrm{BN}_t(Z_t) = \gamma \cdot (Z_t - \mu_t)/\sqrt{\sigma^2_t + \epsilon} + \beta$",
+         "BN_t(Z_t) = γ·(Z_t − μ_t)/√(σ²_t + ε) + β"),
+        (r"$\bar{S}_{\mathrm{src}(u)}[t] \mathrel{+}= f_u'^{\top} \bar{X}_u[t], \quad x$",
+         "S̄_src(u)[t] += f_u'ᵀ X̄_u[t],  x"),
+        (r"$\mu_t = \mathrm{mean}_{B,H,W}\, Z_t, \quad \sigma^2_t$", "μ_t = mean_{B,H,W} Z_t,   σ²_t"),
+    ]
+    for latex, unicode in pairs:
+        assert meaning(latex) == meaning(unicode) is not None, (latex, meaning(latex))
+    assert meaning(r"$H_1 = V_1 + q(\beta \cdot \bar{X}_2)$") != meaning("H₁ = V₁ + q(β·X̄₁)")
+
+
+def test_notebook_tables_are_latex():
+    """The labelled equations of the notebooks render as LaTeX (each table row's last cell)."""
+    rows = [(label, cells) for p in NOTEBOOKS for label, cells in
+            TABLE_DEF.findall(p.read_text(encoding="utf-8")) if meaning(cells.split("|")[-1])]
+    assert len(rows) >= 30
+    plain = [label for label, cells in rows if "$" not in cells.split("|")[-1]]
+    assert not plain, plain
 
 
 def test_a_label_with_two_meanings_is_caught():

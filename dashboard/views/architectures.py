@@ -8,7 +8,7 @@ update); the rows measured so far are kept and saved either way.
 
 import streamlit as st
 
-from dashboard import charts, data, export_ui, state
+from dashboard import charts, data, export_ui, insight, state
 from revsnn.analysis import measure
 
 KIND = "network"
@@ -21,7 +21,8 @@ st.caption(
     "[batch, 3, size, size] fed over T steps; every mode is timed side by side within each "
     "configuration. **peak** = allocator-level peak over the step (parameters and gradients "
     "included); on CUDA also torch.cuda.max_memory_allocated. Reversible modes fuse each "
-    "BatchNorm into the node that follows it.")
+    "BatchNorm into the node that follows it. Times are medians of modes timed round-robin, with "
+    "their interquartile range as error bars.")
 
 try:
     from revsnn.bench.network import network_sweep
@@ -31,29 +32,41 @@ except ImportError as exc:  # the network benchmark is optional while it is bein
 else:
     missing = ""
 
-devices = state.device_options()
-
 
 def _request_cancel():
     st.session_state["network_cancel"] = True
 
 
-def _finish(how: str, level=st.warning):
-    """Close an open run: save what was measured and say how it ended (``how``: "Measured",
-    "Cancelled", ...)."""
+def _finish(how: str, level=st.warning) -> bool:
+    """Close an open run and say how it ended (``how``: "Measured", "Cancelled", ...) in one
+    message. Rows with a result are saved and shown from now on; when none has one, nothing is
+    saved and the page keeps its last good table. Returns whether a run was closed."""
     info = st.session_state.pop(PROGRESS, None)
     rows = st.session_state.pop(ROWS, [])
     if info is None:
-        return
+        return False
     done = f"{info['done']} of {info['total']} configurations"
+    kept = state.get_table(KIND)[1]
     if not rows:
-        level(f"{how} before any configuration finished; nothing to keep.")
-        return
+        level(f"{how} before any configuration finished; nothing to keep. Still showing: {kept}.")
+        return True
     df = measure.to_frame(rows)
+    bad = data.failed_rows(df)
+    if len(bad) == len(df):
+        st.error(f"{how} {done if how == 'Measured' else 'after ' + done}, but none of the "
+                 f"{len(df)} rows gave a result: {state.failure_summary(bad)}. Nothing was "
+                 f"saved; still showing: {kept}.")
+        return True
     path = data.save_run(KIND, df)
     state.set_table(KIND, df, f"measured on {info['device']} ({done}), saved as {path.name}")
-    level(f"{how} {done if how == 'Measured' else 'after ' + done}; {len(rows)} rows saved as "
-          f"{path.name}.")
+    text = (f"{how} {done if how == 'Measured' else 'after ' + done}; {len(rows)} rows saved as "
+            f"{path.name}")
+    if len(bad):
+        st.warning(f"{text}; {len(bad)} of them gave no result: {state.failure_summary(bad)} "
+                   "(listed in the table).")
+    else:
+        level(text + ".")
+    return True
 
 
 with st.sidebar:
@@ -67,6 +80,15 @@ with st.sidebar:
                             key="network_modes", disabled=network_sweep is None,
                             help="the presets that build at least one chosen architecture; each "
                                  "architecture is measured with those of them that build it")
+    try:   # checked against the strategy registry as the choice is made, before measuring
+        choice_note = state.check_choices([modes_by_label[lab] for lab in labels], archs)
+        choice_error = ""
+    except ValueError as exc:
+        choice_note, choice_error = "", str(exc)
+    if choice_error:
+        st.error(choice_error)
+    elif choice_note:
+        st.warning(choice_note)
     c1, c2 = st.columns(2)
     image_size = c1.number_input("Image size", min_value=1, max_value=512, value=32,
                                  key="network_image_size", help="height = width in pixels")
@@ -75,11 +97,13 @@ with st.sidebar:
     t_text = c1.text_input("T values", "4", key="network_T")
     b_text = c2.text_input("Batch sizes", "8", key="network_batch")
     dtype = c1.selectbox("dtype", state.DTYPES, key="network_dtype")
-    repeats = c2.number_input("Repeats", min_value=1, max_value=50, value=2,
-                              key="network_repeats")
+    repeats = c2.number_input("Repeats", min_value=1, max_value=50, value=5,
+                              key="network_repeats",
+                              help=f"timed steps per mode, round-robin; fewer than "
+                                   f"{insight.MIN_REPEATS} barely estimate the spread")
     warmup = c1.number_input("Warm-up runs", min_value=0, max_value=10, value=1,
                              key="network_warmup")
-    device_label = st.selectbox("Device", list(devices), key="network_device")
+    device_label, device = state.device_select("network_device")
     c1, c2 = st.columns(2)
     go_measure = c1.button("Measure now", type="primary", key="network_measure",
                            disabled=network_sweep is None, width="stretch")
@@ -92,9 +116,10 @@ if missing:
             "`python -m revsnn bench network --help`.")
 
 # A run that a rerun interrupted (Cancel, or any widget change) is closed here.
+just_finished = False
 if PROGRESS in st.session_state:
     cancelled = st.session_state.pop("network_cancel", False)
-    _finish("Cancelled" if cancelled else "Stopped (the page was rerun)")
+    just_finished = _finish("Cancelled" if cancelled else "Stopped (the page was rerun)")
 
 if go_measure:
     try:
@@ -103,6 +128,7 @@ if go_measure:
         if not labels:
             raise ValueError("Modes: choose at least one mode")
         modes = [modes_by_label[lab] for lab in labels]
+        state.check_choices(modes, archs)
         Ts = state.parse_ints(t_text, "T")
         batches = state.parse_ints(b_text, "batch")
     except ValueError as exc:
@@ -126,36 +152,41 @@ if go_measure:
 
             network_sweep(archs, modes, Ts, batches, image_size=int(image_size),
                           num_classes=int(num_classes), dtype=dtype,
-                          device=devices[device_label], repeats=int(repeats),
+                          device=device, repeats=int(repeats),
                           warmup=int(warmup), on_rows=on_rows,
                           stop=lambda: st.session_state.get("network_cancel", False))
             bar.progress(1.0, text="done")
             live.empty()
         if st.session_state.get("network_cancel"):
-            _finish("Cancelled")
+            just_finished = _finish("Cancelled")
         else:
-            _finish("Measured", level=st.success)
+            just_finished = _finish("Measured", level=st.success)
         st.session_state["network_cancel"] = False
 
 df = state.shown_table(KIND, "No network table yet" + (
     "" if missing else ": choose architectures and press *Measure now* in the sidebar") + ".")
 
 bad = data.failed_rows(df)
-if len(bad):
-    st.error(f"{len(bad)} of {len(df)} rows did not measure (status oom/error); see the table.")
+if len(bad) and not just_finished:        # a run that just ended has said so already
+    st.warning(f"{len(bad)} of {len(df)} rows of this table did not measure: "
+               f"{state.failure_summary(bad)} (listed in the table).")
 
 c1, c2 = st.columns(2)
-# metrics the table has values for (a table measured before a column existed lacks it)
-metrics = [m for m in ("act_peak_bytes", "act_peak_ratio", "predicted_act_peak_bytes", "peak_bytes",
-                       "act_bytes", "saved_bytes", "predicted_saved_bytes", "cuda_peak_bytes",
-                       "step_ms", "bwd_ms", "fwd_ms", "peak_ratio", "act_ratio", "step_ratio",
-                       "step_vs_bptt")
-           if m in df.columns and df[m].notna().any()] or ["step_ms"]
-metric = c1.selectbox("Metric", metrics, format_func=lambda m: charts.METRICS[m][0],
-                      key="network_metric")
+# metrics the table has values for (a table measured before a column existed lacks it; CUDA peak
+# only where a GPU measured it, and then the default)
+metrics, _ = state.memory_metrics(df, [
+    "act_peak_bytes", "cuda_peak_bytes", "act_peak_ratio", "predicted_act_peak_bytes",
+    "peak_bytes", "act_bytes", "saved_bytes", "predicted_saved_bytes", "step_ms", "bwd_ms",
+    "fwd_ms", "peak_ratio", "act_ratio", "step_ratio", "step_vs_bptt"])
+metrics = [m for m in metrics if m in df.columns and df[m].notna().any()] or ["step_ms"]
+default = metrics.index("cuda_peak_bytes") if "cuda_peak_bytes" in metrics else 0
+metric = c1.selectbox("Metric", metrics, index=default,
+                      format_func=lambda m: charts.METRICS[m][0], key="network_metric")
 log_y = c2.checkbox("log y", value=False, key="network_logy")
+state.takeaway(insight.network_takeaway(df, metric))
 export_ui.chart(charts.network_figure(df, metric, log_y=log_y), f"network {metric}",
                 "network_fig", df)
+if metric.endswith("_ms"):
+    state.spread_note(df, metric)
 
-st.subheader("Table")
-st.dataframe(df, hide_index=True, key="network_table")
+state.table(df, "network_table")

@@ -4,7 +4,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, export_ui, state
+from dashboard import charts, data, export_ui, insight, state
 from revsnn.bench.report import human_bytes
 
 KIND = "budget"
@@ -26,7 +26,40 @@ except ImportError as exc:
 else:
     missing = ""
 
-devices = state.device_options()
+
+
+def over_budget(df: pd.DataFrame) -> pd.DataFrame:
+    """Searches with no result: failed, or over the budget even at batch 1 / T = 1."""
+    bad = data.failed_rows(df)
+    if "max_value" in df.columns:
+        zero = df[(df.get("status", "ok") == "ok") & (df["max_value"] == 0)]
+        bad = pd.concat([bad, zero])
+    return bad
+
+
+def what_is_needed(bad: pd.DataFrame) -> str:
+    """Per search without a result, what it needs: the peak measured at batch 1 (or T = 1) and
+    the smallest budget on the slider that holds it; failures with their error."""
+    parts, largest = [], 0.0
+    for _, r in bad.iterrows():
+        if r.get("status") != "ok":
+            parts.append(f"{r['label']} ({r['search']} search): {r['status']}: "
+                         f"{r.get('error', '')}")
+            continue
+        unit = "batch 1" if r["search"] == "batch" else "T = 1"
+        fixed = f"T = {r['T']:g}" if r["search"] == "batch" else f"batch {r['batch']:g}"
+        need = r.get("peak_above_max")
+        if pd.notna(need) and need > 0:
+            largest = max(largest, float(need))
+            parts.append(f"{r['label']} needs {human_bytes(need)} even at {unit} ({fixed})")
+        else:
+            parts.append(f"{r['label']} does not fit even at {unit} ({fixed})")
+    text = "; ".join(parts)
+    fits = [b for b in BUDGETS if b >= largest]
+    if largest and fits:
+        text += f". Raise the budget to at least {human_bytes(fits[0])}"
+    return text
+
 
 with st.sidebar:
     st.header("Measure now")
@@ -51,7 +84,7 @@ with st.sidebar:
     image_size = c1.number_input("Image size", min_value=1, max_value=512, value=32,
                                  key="budget_image_size")
     dtype = c2.selectbox("dtype", state.DTYPES, key="budget_dtype")
-    device_label = st.selectbox("Device", list(devices), key="budget_device")
+    device_label, device = state.device_select("budget_device")
     go_measure = st.button("Measure now", type="primary", key="budget_measure",
                            disabled=budget is None, width="stretch")
 
@@ -77,28 +110,24 @@ if go_measure:
             KIND, lambda on_row: budget.budget_search(
                 arch, modes, int(budget_bytes), T=int(T) or 1, batch=int(batch) or 1,
                 searches=tuple(searches), image_size=int(image_size), dtype=dtype,
-                device=devices[device_label], on_row=on_row),
+                device=device, on_row=on_row),
             total=len(modes) * len(searches), where=device_label, frame=pd.DataFrame,
             what=f"searches within {human_bytes(int(budget_bytes))}",
+            unusable=over_budget, explain=what_is_needed,
             describe=lambda r: f"largest {r['search']} of {r['label']} = {r['max_value']}",
             columns=["search", "label", "max_value", "status"])
 
 df = state.shown_table(KIND, "No budget table yet" + (
     "" if missing else ": choose a budget and press *Measure now* in the sidebar") + ".")
 
-# a mode that does not fit even at batch 1 / T = 1, or that failed, is named here
-for _, r in df.iterrows():
-    if r.get("status") != "ok":
-        st.error(f"{r['label']} ({r['search']} search): {r['status']}: {r.get('error', '')}")
-    elif r.get("max_value") == 0:
-        fixed = f"T = {r['T']:g}" if r["search"] == "batch" else f"batch = {r['batch']:g}"
-        unit = "batch 1" if r["search"] == "batch" else "T = 1"
-        st.error(f"{r['label']}: over the budget — even {unit} ({fixed}, {r['arch']}) needs more "
-                 f"than {human_bytes(r['budget_bytes'])}.")
+# the searches of the shown table without a result: one message saying what they need
+bad = over_budget(df)
+if len(bad) and not go_measure:          # a measurement just made has said so already
+    st.warning(f"{len(bad)} of {len(df)} searches have no result: {what_is_needed(bad)}.")
 
+state.takeaway(insight.budget_takeaway(df))
 figs = charts.standard_figures(KIND, df)
 for i, (name, fig) in enumerate(figs.items()):
     export_ui.chart(fig, name, f"budget_fig_{i}", df)
 
-st.subheader("Table")
-st.dataframe(df, hide_index=True, key="budget_table")
+state.table(df, "budget_table")

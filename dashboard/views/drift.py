@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, export_ui, state
+from dashboard import charts, export_ui, insight, state
 from revsnn.bench.drift import drift_rows
 
 KIND = "drift"
@@ -13,8 +13,9 @@ st.caption(
     "ReversibleLIF is run forward over T steps and inverted back from its output and final "
     "membranes (revsnn.check_invertible); the error of the reconstructed initial state and the "
     "spikes whose recomputed threshold decision disagrees with the forward are counted. For "
-    "contrast, the naive coupling V̂ = αV + H(1 − S), inverted by division: its membrane grows "
-    "without bound and its reconstruction drifts (flipped spikes are not counted for it).")
+    "contrast, the naive coupling V̂ = αV + H(1 − S) with α = 1, inverted by division: its "
+    "membrane grows without bound and its reconstruction drifts (flipped spikes are not counted "
+    "for it).")
 
 with st.sidebar:
     st.header("Measure now")
@@ -50,6 +51,8 @@ if go_measure:
 df = state.shown_table(KIND, "No drift table yet: press *Measure now* in the sidebar, or run "
                             "`python -m revsnn drift --out data/results/defaults/drift.csv`.")
 
+state.takeaway(insight.drift_takeaway(df))
+
 rev = df[df["node"] == "ReversibleLIF"]
 if len(rev):
     exact = int(rev["exact"].astype(str).str.lower().eq("true").sum())
@@ -63,5 +66,4 @@ with right:
                     df)
 export_ui.chart(charts.drift_flips_figure(df), "drift flipped spikes", "drift_flips", df)
 
-st.subheader("Table")
-st.dataframe(df, hide_index=True, key="drift_table")
+state.table(df, "drift_table")

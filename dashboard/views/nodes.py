@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, data, export_ui, state
+from dashboard import charts, data, export_ui, insight, state
 from revsnn.analysis import measure
 
 KIND = "nodes"
@@ -12,10 +12,10 @@ st.caption(
     "One node on input [T, batch, neurons]. **saved** = bytes autograd keeps for backward beyond "
     "the node's input and output (saved-tensor hooks; they do not see what checkpointing keeps, "
     "so compare **activations** for that mode); **activations** / **peak** = allocator-level "
-    "tracking (MemTracker); times are medians, modes timed round-robin in one run.")
+    "tracking (MemTracker); times are medians with their interquartile range as error bars, "
+    "modes timed round-robin in one run. Terms: see the glossary in the sidebar.")
 
 modes_by_label = state.mode_options()
-devices = state.device_options()
 
 with st.sidebar:
     st.header("Measure now")
@@ -30,10 +30,12 @@ with st.sidebar:
                               key="nodes_neurons",
                               help="even: ReversibleLIF splits them into two groups")
     dtype = c2.selectbox("dtype", state.DTYPES, key="nodes_dtype")
-    repeats = c1.number_input("Repeats", min_value=1, max_value=100, value=3, key="nodes_repeats")
-    warmup = c2.number_input("Warm-up runs", min_value=0, max_value=20, value=1,
+    repeats = c1.number_input("Repeats", min_value=1, max_value=100, value=9, key="nodes_repeats",
+                              help=f"timed runs per mode, round-robin; fewer than "
+                                   f"{insight.MIN_REPEATS} barely estimate the spread")
+    warmup = c2.number_input("Warm-up runs", min_value=0, max_value=20, value=2,
                              key="nodes_warmup")
-    device_label = st.selectbox("Device", list(devices), key="nodes_device")
+    device_label, device = state.device_select("nodes_device")
     go_measure = st.button("Measure now", type="primary", key="nodes_measure", width="stretch")
 
 rows: list = []
@@ -44,7 +46,6 @@ if go_measure:
         modes = [modes_by_label[lab] for lab in labels]
         Ts = state.parse_ints(t_text, "T")
         batches = state.parse_ints(b_text, "batch")
-        device = devices[device_label]
         state.check_node_input(modes, int(neurons), dtype, device)
     except (ValueError, RuntimeError) as exc:
         st.error(f"Cannot measure: {exc}")
@@ -62,11 +63,18 @@ df = state.shown_table(KIND, "No node table yet: use *Measure now* in the sideba
 
 c1, c2, c3, c4 = st.columns(4)
 x = c1.radio("x axis", ["T", "batch"], horizontal=True, key="nodes_x")
-mem = c2.selectbox("Memory metric", ["saved_bytes", "act_bytes", "peak_bytes", "cuda_peak_bytes"],
-                   format_func=lambda m: charts.METRICS[m][0], key="nodes_mem")
+mem_options, mem_default = state.memory_metrics(
+    df, ["peak_bytes", "cuda_peak_bytes", "act_bytes", "saved_bytes"])
+mem = c2.selectbox("Memory metric", mem_options, index=mem_default,
+                   format_func=lambda m: charts.METRICS[m][0], key="nodes_mem",
+                   help="peak: what the step really needs; saved: only what autograd's hooks "
+                        "see (checkpointing keeps its inputs outside them, so it shows 0 B)")
 tim = c3.selectbox("Time metric", ["bwd_ms", "step_ms", "fwd_ms"],
                    format_func=lambda m: charts.METRICS[m][0], key="nodes_time")
-log_y = c4.checkbox("log y", value=False, key="nodes_logy")
+log_y = c4.checkbox("log axes", value=False, key="nodes_logy",
+                    help="both axes logarithmic (a line proportional to T stays straight)")
+
+state.takeaway(insight.nodes_takeaway(df, mem, tim))
 
 left, right = st.columns(2)
 with left:
@@ -75,6 +83,7 @@ with left:
 with right:
     export_ui.chart(charts.node_metric_figure(df, tim, x=x, log_y=log_y),
                     f"nodes {tim} vs {x}", "nodes_time_fig", df)
+    state.spread_note(df, tim)
 
 ratios = data.node_ratios(df)
 if ratios.empty:
@@ -84,10 +93,9 @@ else:
     left, right = st.columns(2)
     with left:
         export_ui.chart(charts.node_ratio_figure(ratios, "saved_ratio", x=x),
-                        f"nodes saved ratio vs {x}", "nodes_ratio_saved", ratios)
+                        f"nodes saved ratio vs {x}", "nodes_ratio_saved", ratios, context_df=df)
     with right:
         export_ui.chart(charts.node_ratio_figure(ratios, "bwd_ratio", x=x),
-                        f"nodes backward ratio vs {x}", "nodes_ratio_bwd", ratios)
+                        f"nodes backward ratio vs {x}", "nodes_ratio_bwd", ratios, context_df=df)
 
-st.subheader("Table")
-st.dataframe(df, hide_index=True, key="nodes_table")
+state.table(df, "nodes_table")

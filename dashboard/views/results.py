@@ -43,13 +43,31 @@ if not ok:
     st.warning(f"PNG, SVG and PDF export is unavailable: {reason}. The zip holds HTML and CSV.",
                icon="⚠️")
 formats = export.FIGURE_FORMATS if ok else ("html",)
-st.download_button(
-    f"Download everything (.zip: {len(figures)} charts as {', '.join(f.upper() for f in formats)};"
-    f" {len(tables)} tables as CSV)",
-    data=lambda: export.export_all(figures, {data.KINDS[k]: t[0] for k, t in tables.items()},
-                                   formats=formats),
-    file_name="revsnn-results.zip", mime=export.MIME_TYPES["zip"], key="results_zip",
-    on_click="ignore", type="primary", icon=":material/folder_zip:")
+what = (f"{len(figures)} charts as {', '.join(f.upper() for f in formats)}; {len(tables)} tables "
+        f"as CSV")
+# the zip is built on request, with progress (every chart in every format takes a while), and
+# offered for download only while it matches this session's tables and PNG scale
+signature = (tuple((k, t[1]) for k, t in tables.items()), formats, export_ui.png_scale())
+if st.button(f"Prepare everything (.zip: {what})", key="results_prepare", type="primary",
+             icon=":material/folder_zip:"):
+    bar = st.progress(0.0, text="preparing the zip …")
+    payload = export.export_all(
+        figures, {data.KINDS[k]: t[0] for k, t in tables.items()}, formats=formats,
+        scale=export_ui.png_scale(),
+        contexts={data.KINDS[k]: charts.context(t[0]) for k, t in tables.items()},
+        on_progress=lambda done, total, arc: bar.progress(done / total,
+                                                          text=f"{done} / {total}: {arc}"))
+    bar.empty()
+    st.session_state["results_zip_payload"] = (signature, payload)
+ready = st.session_state.get("results_zip_payload")
+if ready is not None and ready[0] == signature:
+    st.download_button(
+        f"Download everything (.zip, {len(ready[1]) / 2**20:.1f} MiB: {what})", data=ready[1],
+        file_name="revsnn-results.zip", mime=export.MIME_TYPES["zip"], key="results_zip",
+        on_click="ignore", icon=":material/download:")
+else:
+    st.caption("Every chart in every format and every table, with a MANIFEST.txt that says what "
+               "each was measured with; preparing takes a few seconds per chart.")
 
 # ------------------------------------------------------------------ every chart
 for kind, (df, source) in tables.items():

@@ -23,7 +23,9 @@ What is counted
   ``torch.cuda.max_memory_allocated``. The headline memory figure.
 - ``cuda_peak_bytes``: ``torch.cuda.max_memory_allocated`` over the step (NaN on CPU).
 - times: medians over ``repeats`` runs after ``warmup`` runs, with ``torch.cuda.synchronize`` /
-  CUDA events on GPU; ``bwd_ms_iqr`` is the interquartile range.
+  CUDA events on GPU. The spread of each time is its interquartile range: ``fwd_ms_q1`` …
+  ``fwd_ms_q3`` (and ``bwd_``, ``step_``), with the width in ``bwd_ms_iqr``, ``fwd_ms_iqr``,
+  ``step_ms_iqr``; below 4 repeats the quartiles are the minimum and the maximum.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ __all__ = [
 COLUMNS = [
     "kind", "mode", "label", "arch", "T", "batch", "shape", "dtype", "device", "device_name",
     "torch_version", "saved_bytes", "saved_input_bytes", "saved_output_bytes", "saved_param_bytes",
-    "act_bytes", "peak_bytes", "act_peak_bytes", "cuda_peak_bytes", "fwd_ms", "bwd_ms", "bwd_ms_iqr", "step_ms",
-    "repeats", "status", "error",
+    "act_bytes", "peak_bytes", "act_peak_bytes", "cuda_peak_bytes", "fwd_ms", "bwd_ms", "bwd_ms_iqr",
+    "step_ms", "fwd_ms_iqr", "step_ms_iqr", "fwd_ms_q1", "fwd_ms_q3", "bwd_ms_q1", "bwd_ms_q3",
+    "step_ms_q1", "step_ms_q3", "repeats", "status", "error",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
@@ -233,13 +236,14 @@ class _Timer:
             self.ms = (time.perf_counter() - self.t0) * 1e3
 
 
-def _median_iqr(values):
+def _quartiles(values) -> tuple:
+    """``(q1, median, q3)`` of ``values``; below 4 values, ``(min, median, max)``."""
     if not values:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     if len(values) < 4:
-        return statistics.median(values), max(values) - min(values)
+        return min(values), statistics.median(values), max(values)
     q = statistics.quantiles(values, n=4)
-    return statistics.median(values), q[2] - q[0]
+    return q[0], statistics.median(values), q[2]
 
 
 def _tracked_memory(module: nn.Module, make_input, loss_fn, device) -> tuple[int, int]:
@@ -479,9 +483,11 @@ def measure_cases(cases, *, repeats: int = 5, warmup: int = 1, track_memory: boo
     rows = []
     for case in cases:
         if case.row["status"] == "ok":
-            case.row["fwd_ms"], _ = _median_iqr(case.fwd)
-            case.row["bwd_ms"], case.row["bwd_ms_iqr"] = _median_iqr(case.bwd)
-            case.row["step_ms"], _ = _median_iqr([f + b for f, b in zip(case.fwd, case.bwd)])
+            steps = [f + b for f, b in zip(case.fwd, case.bwd)]
+            for name, values in (("fwd", case.fwd), ("bwd", case.bwd), ("step", steps)):
+                q1, med, q3 = _quartiles(values)
+                case.row.update({f"{name}_ms": med, f"{name}_ms_iqr": q3 - q1,
+                                 f"{name}_ms_q1": q1, f"{name}_ms_q3": q3})
         case.module = None
         rows.append(case.row)
         if on_row is not None:

@@ -190,7 +190,7 @@ def format_beyond(rows: Sequence[dict], storage: Optional[dict] = None) -> str:
 def run_beyond(arch: str = "vgg11", *,
                cases: Optional[Sequence[str]] = None,
                T: int = 8, batch: int = 16, size: int = 32, width: int = 32, device="cpu",
-               repeats: int = 3, warmup: int = 1, track_memory: bool = True, out=None,
+               repeats: int = 5, warmup: int = 1, track_memory: bool = True, out=None,
                quiet: bool = False) -> list:
     """Measure ``cases`` side by side, print the table and ratios, return the rows (and write them
     to ``out``). Default cases: :func:`default_cases`."""

@@ -366,7 +366,7 @@ def format_budget_table(rows: Sequence[dict]) -> str:
                  f"{f['image_size']}×{f['image_size']}, {f['dtype']}, {f['device']} "
                  f"({f['metric']})")
         headers = ["mode", f"max {vary}", "peak at max", "peak at max+1", "predicted", "probes",
-                   "×SJ", "s"]
+                   "×SJ", "search time (s)"]
         table = []
         for r in block:
             if not is_ok(r):

@@ -156,7 +156,7 @@ def add_ratios(rows: Sequence[dict]) -> list:
 
 def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: int = 8,
                     batch: int = 16, image_size: int = 32, num_classes: int = 10,
-                    dtype="float32", device="cpu", repeats: int = 3, warmup: int = 1,
+                    dtype="float32", device="cpu", repeats: int = 5, warmup: int = 1,
                     on_row=None, *, track_memory: bool = True, in_channels=None,
                     node_kwargs: Optional[dict] = None, seed: int = 0,
                     memopt_level: int = 1, **arch_kwargs) -> list:

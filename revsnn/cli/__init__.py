@@ -126,9 +126,23 @@ def _router(commands: Sequence[Command]) -> argparse.ArgumentParser:
     return parser
 
 
+def plain_text(doc: str) -> str:
+    """A docstring's reST as plain help text: ````code```` and ``:mod:`x```` become ``code`` and
+    ``x``.
+
+    >>> plain_text("``revsnn bench budget``: see :mod:`revsnn.bench.budget` and `T`")
+    'revsnn bench budget: see revsnn.bench.budget and T'
+    """
+    import re
+
+    doc = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc)
+    doc = re.sub(r"``([^`]+)``", r"\1", doc)
+    return re.sub(r"`([^`]+)`", r"\1", doc)
+
+
 def _description(command: Command, run: Callable) -> str:
     module = sys.modules.get(getattr(run, "__module__", "") or "")
-    doc = (getattr(module, "__doc__", None) or "").strip().split("\n\n")[0]
+    doc = plain_text((getattr(module, "__doc__", None) or "").strip().split("\n\n")[0])
     return command.help + (f"\n\n{doc}" if doc else "")
 
 
@@ -139,6 +153,17 @@ def _exit_code(exc: SystemExit) -> int:
         return exc.code
     print(exc.code, file=sys.stderr)
     return 1
+
+
+def quiet_torch_noise() -> None:
+    """Keep torch's "Triton not available, find_triton_kernels = []" warning out of command
+    output: torch logs it whenever a custom operator is registered on a machine without Triton
+    (SpikingJelly's do so); it says nothing about the command's results."""
+    import logging
+
+    import torch  # noqa: F401 - torch configures its loggers on import; set the level after
+
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -162,6 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc)
     args.command = " ".join(command.path)
+    quiet_torch_noise()
     try:
         return int(run(args) or 0)
     except UsageError as exc:

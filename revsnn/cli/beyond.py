@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memopt", dest="memopt", action="store_false",
                         help="skip SpikingJelly memopt")
     add_device_argument(parser)
-    add_timing_arguments(parser, repeats=3, per="configuration")
+    add_timing_arguments(parser, repeats=5, per="configuration")
     add_output_arguments(parser)
 
 

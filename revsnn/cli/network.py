@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dtype_argument(parser, multiple=False)
     add_device_argument(parser)
     add_modes_argument(parser, "network")
-    add_timing_arguments(parser, repeats=3, per="mode")
+    add_timing_arguments(parser, repeats=5, per="mode")
     parser.add_argument("--memopt-level", type=int, default=1, choices=(1, 2, 3, 4),
                         help="optimize_memory level for spikingjelly_memopt (default: 1; 4 "
                              "searches with CUDA memory measurements)")

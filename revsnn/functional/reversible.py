@@ -44,7 +44,8 @@ a contraction that cannot be inverted without dividing by (1 − 1/τ), is repla
 energy-preserving exchange between partner membranes; the soft resets remove θ whenever a membrane
 crosses threshold, and the rotation carries every large excursion into the firing region, so
 membranes stay in a band of a few times the input scale (see ``tests/test_reversible.py``). The
-naive coupling V̂ = V + H(1 − S), in contrast, doubles sub-threshold membranes each step.
+naive coupling V̂ = αV + H(1 − S) with α = 1, in contrast, doubles sub-threshold membranes each
+step.
 
 What is stored. The forward keeps no per-timestep tensor of its own: it saves the output Y (which the
 next layer stores anyway, so in a network it costs nothing extra) and the final membranes
