@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 __all__ = [
     "UsageError", "positive_int", "add_device_argument", "resolve_device", "add_dtype_argument",
     "add_output_arguments", "output_path", "add_timing_arguments", "check_timing_arguments",
-    "add_modes_argument", "add_network_arguments", "parse_modes", "DTYPE_CHOICES",
+    "add_modes_argument", "add_network_arguments", "network_of", "parse_modes", "DTYPE_CHOICES",
 ]
 
 DTYPE_CHOICES = ("float32", "float64", "bfloat16", "float16")
@@ -96,8 +96,9 @@ def check_timing_arguments(args: argparse.Namespace) -> None:
 
 def add_network_arguments(parser: argparse.ArgumentParser, archs, *, T: int = 8,
                           batch: int = 16) -> None:
-    """``--arch`` (one of ``archs``), ``--T``, ``--batch`` and ``--image-size`` (alias ``--size``)
-    of the commands that measure whole networks."""
+    """``--arch`` (one of ``archs``), ``--T``, ``--batch``, ``--image-size`` (alias ``--size``)
+    and ``--model`` (a network of your own; read both with :func:`network_of`) of the commands that
+    measure whole networks."""
     parser.add_argument("--arch", default="vgg11", choices=list(archs),
                         help="zoo architecture (default: vgg11)")
     parser.add_argument("--T", type=positive_int, default=T, help=f"timesteps (default: {T})")
@@ -105,6 +106,27 @@ def add_network_arguments(parser: argparse.ArgumentParser, archs, *, T: int = 8,
                         help=f"batch size (default: {batch})")
     parser.add_argument("--image-size", "--size", dest="image_size", type=positive_int,
                         default=32, help="input height = width (default: 32)")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                        help="a network of your own instead of --arch: package.module:factory or "
+                             "path/to/file.py:factory, returning an nn.Module over [T, B, C, H, W]; "
+                             "converted to every mode by revsnn.convert")
+
+
+def network_of(args: argparse.Namespace, command: str) -> tuple:
+    """``(arch, modes)``: ``--model`` (checked: it must import and name a callable) or ``--arch``,
+    and the ``--modes`` for it (:func:`parse_modes`; for ``--model``, the node strategies a
+    network converts to). :class:`UsageError` for a bad value."""
+    if not getattr(args, "model", None):
+        return args.arch, parse_modes(args.modes, command=command, arch=args.arch)
+    from ..conversion import load_factory, user_modes
+    try:
+        load_factory(args.model)
+        modes = user_modes(command, args.modes)
+    except ValueError as exc:
+        raise UsageError(f"--model: {exc}") from None
+    for m in modes:
+        parse_modes([m], command=command)             # a missing dependency is named here
+    return args.model, modes
 
 
 def add_modes_argument(parser: argparse.ArgumentParser, command: str) -> None:

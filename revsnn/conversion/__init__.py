@@ -14,7 +14,9 @@ PyTorch layers around them) run under any memory strategy of :mod:`revsnn.strate
 """
 
 from .core import ConversionError, ConversionReport, NodeRecord, convert, find_nodes, to_spikingjelly
-from .factory import UserNetwork, is_user_model, load_factory, user_network
+from .factory import (UserNetwork, convertible, is_user_model, load_factory, user_modes,
+                      user_network)
 
 __all__ = ["convert", "to_spikingjelly", "ConversionReport", "NodeRecord", "ConversionError",
-           "find_nodes", "load_factory", "user_network", "UserNetwork", "is_user_model"]
+           "find_nodes", "load_factory", "user_network", "UserNetwork", "is_user_model", "convertible",
+           "user_modes"]

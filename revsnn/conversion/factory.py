@@ -30,7 +30,8 @@ from torch import nn
 from ..models.encoders import make_encoder
 from ..layers.units import is_node
 
-__all__ = ["load_factory", "is_user_model", "user_network", "UserNetwork", "FACTORY_KEYWORDS"]
+__all__ = ["load_factory", "is_user_model", "user_network", "UserNetwork", "FACTORY_KEYWORDS",
+           "convertible", "user_modes"]
 
 FACTORY_KEYWORDS = ("num_classes", "in_channels", "T")
 """What a factory is given, when its signature names it."""
@@ -39,6 +40,31 @@ FACTORY_KEYWORDS = ("num_classes", "in_channels", "T")
 def is_user_model(name) -> bool:
     """Whether ``name`` names a user's factory (``module:factory``) rather than a zoo entry."""
     return isinstance(name, str) and ":" in name
+
+
+def convertible(preset) -> bool:
+    """Whether :func:`revsnn.conversion.convert` converts a network to ``preset`` (the node
+    strategies; not the network-level ``blocks``, ``spikingjelly_memopt`` or time-major ones)."""
+    s = preset.strategy
+    return s.blocks == "plain" and s.baseline != "memopt" and s.schedule == "layer"
+
+
+def user_modes(command: str, modes=None) -> list:
+    """The preset names a command measures a user's network in: ``modes`` parsed (a preset that
+    :func:`convertible` refuses raises ``ValueError`` naming those it accepts), or the command's
+    defaults that convert."""
+    from .. import strategy
+
+    if not modes:
+        return [n for n in strategy.defaults(command) if convertible(strategy.get(n))]
+    presets = strategy.parse_many(modes, command=command)
+    bad = [p.name for p in presets if not convertible(p)]
+    if bad:
+        ok = [p.name for p in strategy.presets(command=command) if convertible(p)]
+        raise ValueError(f"a network of your own (module:factory) is converted to node "
+                         f"strategies only; {', '.join(map(repr, bad))} "
+                         f"{'is' if len(bad) == 1 else 'are'} not one; choose from {', '.join(ok)}")
+    return [p.name for p in presets]
 
 
 def load_factory(spec: str) -> Callable[..., nn.Module]:
