@@ -161,9 +161,13 @@ def _input_shapes(model: nn.Module, nodes: dict, example) -> dict:
     """Path → the input shape each node sees on ``example`` (one no-grad pass in eval mode, so
     no running statistic moves; SpikingJelly's node states are reset after it)."""
     shapes, handles = {}, []
+    def hook(path):
+        def record(module, args):
+            shapes.setdefault(path, tuple(args[0].shape))     # returns None: args unchanged
+        return record
+
     for path, (m, _) in nodes.items():
-        handles.append(m.register_forward_pre_hook(
-            lambda mod, args, _p=path: shapes.setdefault(_p, tuple(args[0].shape))))
+        handles.append(m.register_forward_pre_hook(hook(path)))
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
