@@ -301,8 +301,9 @@ def test_state_dicts_load_both_ways(factory):
     assert all(type(m).__name__ == "LIFNode" for m, _ in find_nodes(back).values())
     assert not any(is_absorbed(m) for m in back.modules())
     net.load_state_dict(back.state_dict())
-    assert any("always soft-resets" in c or "soft" in c for r in report.nodes for c in r.changes) \
-        or all(find_nodes(back)[p][0].v_reset is None for p in find_nodes(back))
+    assert all(m.v_reset is None for m, _ in find_nodes(back).values())
+    assert all(any("rotation leak" in c and "soft reset is kept" in c for c in r.changes)
+               for r in report.nodes)
 
 
 def test_converting_again_undoes_the_fusion():

@@ -290,8 +290,8 @@ def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikin
         hp, changes = source_hyperparameters(module, info)
         try:
             if raw_spikingjelly:
-                from .nodes import spikingjelly_module
-                node, more = spikingjelly_module(info.family, hp), []
+                from .nodes import from_reversible, spikingjelly_module
+                node, more = spikingjelly_module(info.family, hp), from_reversible(hp)
             else:
                 node, more = target_node(preset, info.family, hp, node_kwargs)
         except ValueError as exc:

@@ -33,7 +33,7 @@ from ..nodes.reversible import ReversibleLIF
 from ..surrogate import ATan, Sigmoid
 
 __all__ = ["NodeInfo", "classify", "source_hyperparameters", "target_node", "to_spikingjelly_node",
-           "spikingjelly_module",
+           "spikingjelly_module", "from_reversible",
            "OTHER_LIBRARIES"]
 
 OTHER_LIBRARIES = ("snntorch", "norse", "lava", "sinabs", "spyx", "rockpool", "bindsnet")
@@ -174,6 +174,8 @@ def target_node(preset, family: str, hp: dict, overrides: dict) -> tuple:
     strat = preset.strategy
     hp = {**hp, **overrides}
     changes = [f"{k}={_fmt(hp[k])} set by the caller" for k in sorted(overrides)]
+    if strat.node == "lif":
+        changes += from_reversible(hp)
     if strat.uses_spikingjelly:
         node = to_spikingjelly_node(family, hp)
         return node, changes
@@ -207,6 +209,15 @@ def target_node(preset, family: str, hp: dict, overrides: dict) -> tuple:
         changes.append("decay_input=False becomes True: the binary node decays its input")
     recon = "reverse" if strat.reconstruct == "none" else strat.reconstruct
     return BinaryReversibleLIF(backward=strat.backward, reconstruct=recon, **kw), changes
+
+
+def from_reversible(hp: dict) -> list:
+    """What changes when a reversible node's hyperparameters configure a LIF node."""
+    if "coupling" not in hp:
+        return []
+    return [f"the reversible node's rotation leak (coupling a = {hp['coupling']:g}) becomes LIF's "
+            f"decay with τ = {hp.get('tau', 2.0):g}; the soft reset is kept; the output is binary "
+            f"spikes again"]
 
 
 def to_spikingjelly_node(family: str, hp: dict) -> nn.Module:
