@@ -264,11 +264,53 @@ def test_caller_hyperparameters_win_and_are_reported():
     assert any("always soft-resets" in c for c in report.nodes[0].changes)
 
 
-def test_binary_strategy_says_what_it_does_not_form():
-    _, report = convert(examples.plain_vgg(CFG, 3), "binary", strict=True)
-    assert any("binary units are not formed" in n for n in report.notes)
+@pytest.fixture
+def binary_autograd():
+    """The exact binary node under plain autograd, no units: the reference for the units."""
+    from revsnn import strategy
+
+    strategy.register(strategy.Preset("binary_autograd_ref", strategy.Strategy(
+        node="binary", backward="autograd"), "binary (autograd reference)", "#000000"))
+    yield "binary_autograd_ref"
+    strategy.unregister("binary_autograd_ref")
+
+
+@pytest.mark.parametrize("factory, units", [
+    (examples.plain_vgg, {"sns.0": "convs.0 → bns.0", "sns.1": "convs.1 → bns.1"}),
+    (examples.spikingjelly_vgg, {"0.2": "0.0 → 0.1", "0.6": "0.3 → 0.4 → 0.5"})])
+def test_binary_units_recompute_the_chain_and_match_autograd(factory, units, binary_autograd):
+    torch.manual_seed(0)
+    net = factory(CFG, 3)
+    unit, report = convert(net, "binary", strict=True)
+    # the SpikingJelly VGG's pool is a module (0.3), folded into the unit; F.max_pool2d is not
+    assert {r.path: r.target.rpartition("recomputing ")[2] for r in report.nodes} == units
+    ref, _ = convert(net, binary_autograd, strict=True)
+    x = _seq()
+    _assert_grads_close(_grads(unit, x), _grads(ref, x), rtol=1e-5, atol=1e-6)
+    assert list(unit.state_dict()) == list(net.state_dict())
+    for (name, a), b in zip(unit.state_dict().items(), ref.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)          # BN statistics counted once
+    back, _ = convert(unit, "bptt", strict=True)             # units undone
+    assert not any(is_absorbed(m) for m in back.modules())
+
+
+def test_binary_units_store_packed_spikes_not_inputs():
+    from revsnn.analysis.measure import saved_tensor_bytes
+
+    torch.manual_seed(0)
+    net = examples.spikingjelly_vgg(CFG, 3)
+    x = (torch.rand(4, 2, 3, 8, 8) > 0.5).float()
+    unit, _ = convert(net, "binary")
+    plain, _ = convert(net, "bptt")
+    own = {n: saved_tensor_bytes(m, x, params=list(m.parameters()))[1].own
+           for n, m in (("unit", unit), ("plain", plain))}
+    functional.reset_net(net)
+    assert own["unit"] * 4 < own["plain"], own
+
+
+def test_binary_node_takes_integer_tau_only():
     _, report = convert(examples.plain_vgg(CFG, 3, node=lambda: LIF(tau=1.5)), "binary")
-    assert all("not an integer" in r.reason for r in report.left_alone) and report.left_alone
+    assert report.left_alone and all("not an integer" in r.reason for r in report.left_alone)
 
 
 def test_example_input_gives_channel_counts():

@@ -30,7 +30,7 @@ from .. import strategy as _strategy
 from ..nodes.binary import BinaryReversibleLIF
 from ..nodes.lif import IF, LIF, Checkpointed
 from ..nodes.reversible import ReversibleLIF
-from .fused import FusedBatchNormNode, is_absorbed, release
+from .fused import BinaryUnitNode, FusedBatchNormNode, is_absorbed, release
 from .graph import analyse
 from .nodes import classify, source_hyperparameters, target_node
 
@@ -103,7 +103,8 @@ class ConversionReport:
         lines = [self.summary()]
         for r in self.nodes:
             if r.action == "converted":
-                fused = f" + BN {r.fused_bn} fused" if r.fused_bn else ""
+                fused = f" + BN {r.fused_bn} fused" if r.fused_bn and "unit" not in r.target \
+                    else ""
                 lines.append(f"  {r.path}: {r.source} -> {r.target}{fused}")
                 if r.reason:
                     lines.append(f"      BN not fused: {r.reason}")
@@ -134,11 +135,11 @@ def find_nodes(model: nn.Module) -> dict:
 
 
 def _unfuse(model: nn.Module) -> nn.Module:
-    """Undo an earlier conversion's fusion: each :class:`FusedBatchNormNode` becomes its node and
-    its BatchNorm its own class again, so that a converted model converts again."""
-    if isinstance(model, FusedBatchNormNode):
-        release(model.bn)
-        return model.node
+    """Undo an earlier conversion's fusion: each :class:`FusedBatchNormNode` or
+    :class:`BinaryUnitNode` becomes its node and its absorbed layers their own classes again, so
+    that a converted model converts again."""
+    if getattr(model, "_revsnn_fused_node", False):
+        return model.node                                 # its absorbed layers: released below
     for name, child in list(model.named_children()):
         new = _unfuse(child)
         if new is not child:
@@ -310,6 +311,16 @@ def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikin
                 more.append("channel count not known before a run (no example, no BatchNorm "
                             "before it): the node checks that it is even when it runs")
         rec.action, rec.target, rec.changes = "converted", _name(node), tuple(changes + more)
+        if isinstance(node, BinaryReversibleLIF) and strat.backward != "autograd":
+            unit = flow.units.get(path)
+            if unit is None:
+                rec.reason = ("no conv/linear → BN chain before it that can be recomputed: the "
+                              "layers before it keep their inputs")
+            else:
+                paths = [q for q in unit if q is not None]
+                node = BinaryUnitNode(node, [modules[q] for q in paths], paths)
+                rec.fused_bn = unit[-1]
+                rec.target = f"{rec.target} unit recomputing {' → '.join(paths)}"
         if strat.fuse_bn:
             bn = modules.get(chain[0]) if chain else None
             if chain is None:
@@ -322,9 +333,11 @@ def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikin
                 rec.fused_bn = chain[0]
         model = _set(model, path, node)
     if strat.node == "binary" and report.converted:
-        report.notes.append("binary: the nodes are the exact binary LIF, but the zoo's recomputing "
-                            "binary units are not formed from a user's layers: each conv and BN "
-                            "keeps its input as in the original network")
+        report.notes.append("binary: each traced [pool module →] conv/linear → BN → node chain "
+                            "runs as a recomputing binary unit (its input kept as packed "
+                            "spikes); unlike the zoo's binary VGGs, a pool written as a function "
+                            "(F.max_pool2d) stays outside the unit and keeps its indices, and "
+                            "the network's own head is kept")
     if strict and not report.complete:
         raise ConversionError(f"convert(strict=True): {report}")
     return model, report

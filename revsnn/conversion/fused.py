@@ -28,8 +28,10 @@ from torch import nn
 
 from ..layers.bn_node import apply_bn_node, can_fuse
 from ..nodes.base import SpikingNode
+from ..nodes.binary import BinaryReversibleLIF, _apply
 
-__all__ = ["FusedBatchNormNode", "absorb", "release", "is_absorbed"]
+__all__ = ["FusedBatchNormNode", "BinaryUnitNode", "absorb", "release", "is_absorbed",
+           "plain_forward"]
 
 _CLASSES: dict = {}
 
@@ -43,16 +45,27 @@ class _Absorbed:
         return x
 
     def absorbed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The module's own computation on a folded ``[T·B, C, ...]`` batch (a BatchNorm's
-        ``_BatchNorm.forward``, whatever a step-mode subclass does on top)."""
-        return nn.modules.batchnorm._BatchNorm.forward(self, x)
+        """The module's own computation on a folded ``[T·B, C, ...]`` batch: the forward of its
+        first ``torch.nn`` class (``_BatchNorm.forward``, ``Conv2d.forward``, ...), whatever a
+        step-mode subclass such as SpikingJelly's does on top."""
+        return plain_forward(self, x)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ", absorbed into the node after it"
 
 
+def plain_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module``'s computation on one folded batch, by the forward of the first class in its
+    MRO that ``torch.nn`` defines (skipping absorbed and step-mode subclasses)."""
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch.nn.modules") and "forward" in vars(cls):
+            return cls.forward(module, x)
+    raise TypeError(f"{type(module).__name__} is not a torch.nn layer")  # pragma: no cover
+
+
 def absorb(module: nn.Module) -> nn.Module:
-    """Make ``module`` (a BatchNorm) the identity at its place, keeping its parameters."""
+    """Make ``module`` (a BatchNorm, or a conv or pool folded into a binary unit) the identity at
+    its place, keeping its parameters."""
     cls = type(module)
     if getattr(cls, "_revsnn_absorbed", False):
         return module
@@ -124,3 +137,55 @@ class FusedBatchNormNode(SpikingNode):
 
     def extra_repr(self) -> str:
         return f"bn={self.bn_path or type(self._bn).__name__}"
+
+
+class _Synapse(nn.Module):
+    """The absorbed ``[pool →] conv/linear → BN`` of a :class:`BinaryUnitNode`, run by their own
+    computations on the folded batch (registered here so that recomputation finds the BN)."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__()
+        self.layers = nn.ModuleList(absorb(m) for m in layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.layers:
+            x = plain_forward(m, x)
+        return x
+
+
+class BinaryUnitNode(SpikingNode):
+    """A user's ``[pool →] conv/linear → BN → node`` run as the zoo's recomputing binary unit
+    (:class:`~revsnn.layers.units.BinarySpikingUnit`): the synapse is recomputed in backward from
+    the packed input spikes instead of storing its input and its BN input.
+
+    The layers stay registered where they were, absorbed (NOTE [absorbed BatchNorm]); the node
+    receives what the user's code hands the first of them (reshaped to ``[T, B, ...]``).
+    """
+
+    _revsnn_fused_node = True
+
+    def __init__(self, node: BinaryReversibleLIF, layers, paths=()):
+        super().__init__()
+        self.node = node
+        object.__setattr__(self, "_synapse", _Synapse(*layers))   # not a submodule
+        self.paths = tuple(paths)
+
+    @property
+    def kind(self) -> str:
+        return f"{self.node.kind} unit (recomputes {' → '.join(self.paths)})"
+
+    def initial_state(self, x: torch.Tensor):
+        return self.node.initial_state(x)
+
+    def stored(self, dtype: torch.dtype) -> tuple:
+        return self.node.stored(dtype)
+
+    def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        self._refuse_state(state)
+        if return_state:
+            raise ValueError("BinaryUnitNode: the unit returns its output only")
+        self._synapse.training = self.training
+        return _apply(self.node, self._synapse, x, True)[0]
+
+    def extra_repr(self) -> str:
+        return f"synapse={' → '.join(self.paths)}"

@@ -56,6 +56,9 @@ class Flow:
     not_fused: node path → why the BN before it cannot be fused.
     inplace: node path → the in-place operation on its output.
     calls: module path → how many times ``forward`` calls it (traced only).
+    units: node path → ``(pool path or None, conv/linear path, bn path)`` for every chain whose
+        conv (and the pool module before it) can be recomputed with the BN (binary units; traced
+        only).
     """
 
     traced: bool
@@ -64,6 +67,7 @@ class Flow:
     not_fused: dict = field(default_factory=dict)
     inplace: dict = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
+    units: dict = field(default_factory=dict)
 
 
 def _is_bn(m) -> bool:
@@ -157,12 +161,47 @@ def _trace(model: nn.Module, nodes: dict, flow: Flow) -> None:
             flow.not_fused[path] = (f"{bn_path if flow.calls[bn_path] > 1 else path} is called "
                                     f"more than once per forward")
             continue
-        producer = _data_arg(src)
-        while producer is not None and _is_shape_op(producer):
-            producer = _data_arg(producer)
+        producer, between = _back(_data_arg(src))
         prod_path = (producer.target if producer is not None and producer.op == "call_module"
                      else None)
         flow.chains[path] = (bn_path, prod_path)
+        unit = _unit(producer, between, modules, flow)
+        if unit is not None:
+            flow.units[path] = unit + (bn_path,)
+
+
+def _back(n) -> tuple:
+    """The first node before ``n`` that is not a shape operation, and the shape operations on
+    the way (from that node forward)."""
+    hops = []
+    while n is not None and _is_shape_op(n):
+        hops.append(n)
+        n = _data_arg(n)
+    return n, hops[::-1]
+
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d)
+
+
+def _lone(*nodes) -> bool:
+    return all(len(_data_users(c)) == 1 for c in nodes)
+
+
+def _unit(producer, between: list, modules: dict, flow: Flow):
+    """``(pool path or None, producer path)`` when ``[pool →] producer → BN`` can be recomputed
+    as one binary unit (NOTE [what a fusable chain is], for the conv and pool as for the BN)."""
+    if producer is None or producer.op != "call_module":
+        return None
+    if not isinstance(modules.get(producer.target), (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        return None
+    if flow.calls[producer.target] > 1 or not _lone(producer, *between):
+        return None
+    pool, hops = _back(_data_arg(producer))
+    if (pool is not None and pool.op == "call_module"
+            and isinstance(modules.get(pool.target), _POOLS)
+            and flow.calls[pool.target] == 1 and _lone(pool, *hops)):
+        return (pool.target, producer.target)
+    return (None, producer.target)
 
 
 def _sequential_chains(model: nn.Module, nodes: dict, flow: Flow) -> None:
