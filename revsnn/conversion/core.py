@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Optional
-
 import torch
 from torch import nn
 
