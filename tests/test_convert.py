@@ -440,6 +440,7 @@ def test_cli_model_option(capsys):
                  "--warmup", "0", "--no-track-memory"]) == 0
     out = capsys.readouterr().out
     assert spec in out and "ReversibleLIF (fused)" in out
+    assert f"convert {spec} -> fused: 2 of 2 nodes converted, 2 BatchNorms fused" in out
     assert main(["bench", "network", "--model", "nope.mod:f"]) == 2
     assert "--model" in capsys.readouterr().err
     assert main(["bench", "budget", "--model", spec, "--modes", "blocks"]) == 2

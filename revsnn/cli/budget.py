@@ -8,8 +8,8 @@ import argparse
 from ..bench.budget import COLUMNS, budget_search, format_budget_table, parse_bytes
 from ..bench.report import echo, human_bytes, write_rows
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
-                      add_network_arguments, add_output_arguments, network_of, output_path, positive_int,
-                      resolve_device)
+                      add_network_arguments, add_output_arguments, conversion_lines, network_of,
+                      output_path, positive_int, resolve_device)
 
 __all__ = ["add_arguments", "run"]
 
@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     echo(f"revsnn bench budget: {arch} within {human_bytes(budget)}; modes "
          f"{' '.join(modes)}; device {device}", quiet=args.quiet)
+    if args.model:
+        echo("\n".join(conversion_lines(arch, modes, num_classes=args.num_classes)),
+             quiet=args.quiet)
     rows = budget_search(arch, modes, budget, T=args.T, batch=args.batch,
                          searches=tuple(args.search), image_size=args.image_size,
                          num_classes=args.num_classes, dtype=args.dtype, device=device,

@@ -9,7 +9,7 @@ from ..bench.network import COLUMNS, LEGEND, format_network_table, measure_netwo
 from ..bench.report import echo, write_rows
 from .options import (add_device_argument, add_dtype_argument, add_modes_argument,
                       add_network_arguments, add_output_arguments, add_timing_arguments, check_timing_arguments,
-                      network_of, output_path, positive_int, resolve_device)
+                      conversion_lines, network_of, output_path, positive_int, resolve_device)
 
 __all__ = ["add_arguments", "run"]
 
@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     echo(f"revsnn bench network: {arch}, modes {' '.join(modes)}; device {device}; "
          f"repeats {args.repeats}, warmup {args.warmup}", quiet=quiet)
     echo(LEGEND, quiet=quiet)
+    if args.model:
+        echo("\n".join(conversion_lines(arch, modes, in_channels=args.in_channels or 3,
+                                         num_classes=args.num_classes)), quiet=quiet)
     echo(f"… measuring {len(modes)} modes", quiet=quiet, file=sys.stderr)
     rows = measure_network(arch, modes, T=args.T, batch=args.batch,
                            image_size=args.image_size, num_classes=args.num_classes,

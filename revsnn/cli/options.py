@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 __all__ = [
     "UsageError", "positive_int", "add_device_argument", "resolve_device", "add_dtype_argument",
     "add_output_arguments", "output_path", "add_timing_arguments", "check_timing_arguments",
-    "add_modes_argument", "add_network_arguments", "network_of", "parse_modes", "DTYPE_CHOICES",
+    "add_modes_argument", "add_network_arguments", "network_of", "conversion_lines", "parse_modes",
+    "DTYPE_CHOICES",
 ]
 
 DTYPE_CHOICES = ("float32", "float64", "bfloat16", "float16")
@@ -127,6 +128,22 @@ def network_of(args: argparse.Namespace, command: str) -> tuple:
     for m in modes:
         parse_modes([m], command=command)             # a missing dependency is named here
     return args.model, modes
+
+
+def conversion_lines(spec: str, modes: Sequence[str], *, in_channels: int = 3,
+                     num_classes: int = 10) -> list:
+    """What :func:`revsnn.convert` does to ``spec`` in each mode: the summary, and every node
+    left alone or whose BatchNorm was not fused, with the reason (printed before measuring, so
+    that no node is left alone unseen)."""
+    from ..conversion import user_network
+
+    lines = []
+    for mode in modes:
+        report = user_network(spec, mode, in_channels=in_channels, num_classes=num_classes).report
+        lines.append(f"convert {spec} -> {report.summary()}")
+        lines += [f"    {r.path}: {r.source} left alone: {r.reason}" for r in report.left_alone]
+        lines += [f"    note: {n}" for n in report.notes]
+    return lines
 
 
 def add_modes_argument(parser: argparse.ArgumentParser, command: str) -> None:
