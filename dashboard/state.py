@@ -202,18 +202,46 @@ def mode_options(command: str = "nodes", archs=None) -> dict:
     offered for it that build at least one of ``archs`` (when given)."""
     from revsnn import strategy
 
+    from revsnn.conversion import convertible, is_user_model
+
     archs = [archs] if isinstance(archs, str) else list(archs or [])
     return {p.label: p.name for p in strategy.presets(command=command, available=True)
-            if not archs or any(p.supports(a) for a in archs)}
+            if not archs or any(p.supports(a) or (is_user_model(a) and convertible(p))
+                                for a in archs)}
 
 
 def default_labels(options: dict, command: str, archs=None) -> list:
     """The labels of ``options`` that ``command`` measures by default (for one of ``archs``)."""
     from revsnn import strategy
 
+    from revsnn.conversion import is_user_model, user_modes
+
     archs = [archs] if isinstance(archs, str) else list(archs or [None])
-    wanted = {n for a in archs for n in strategy.defaults(command, a)}
+    wanted = {n for a in archs for n in (user_modes(command) if is_user_model(a)
+                                         else strategy.defaults(command, a))}
     return [lab for lab, name in options.items() if name in wanted]
+
+
+def user_model_input(prefix: str):
+    """A text box for a network of the user's own (``package.module:factory``, converted to every
+    mode by ``revsnn.convert``); returns the string when it names a callable, else None (with
+    the reason shown under the box)."""
+    from revsnn.conversion import load_factory
+
+    spec = st.text_input("Your model (module:factory)", "", key=f"{prefix}_user_model",
+                         placeholder="revsnn.conversion.examples:plain_vgg11",
+                         help="package.module:factory or path/to/file.py:factory returning an "
+                              "nn.Module over [T, B, C, H, W] (SpikingJelly or plain PyTorch); "
+                              "measured side by side with the zoo in every mode it converts to")
+    spec = spec.strip()
+    if not spec:
+        return None
+    try:
+        load_factory(spec)
+    except ValueError as exc:
+        st.error(f"Your model: {exc}")
+        return None
+    return spec
 
 
 def cuda_devices() -> dict:

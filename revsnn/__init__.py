@@ -13,6 +13,8 @@ The core pieces:
   neuron-step) and :class:`RevSequence` / :func:`rev_spiking_resnet` (reversible spiking blocks).
 - :mod:`revsnn.models`, :mod:`revsnn.data`, :mod:`revsnn.training`: model zoo, offline data,
   training.
+- :func:`convert` (:mod:`revsnn.conversion`): a network of your own (SpikingJelly or plain
+  PyTorch) with its nodes replaced by any strategy's, BatchNorm fused, and a report.
 
 The package reads like the architecture: :mod:`revsnn.functional` (pure maths) →
 :mod:`revsnn.nodes` (the node protocol and the nodes) → :mod:`revsnn.strategy` (the registry) →
@@ -22,6 +24,7 @@ imports only from those before it (``tests/test_imports.py``).
 """
 
 from ._version import __version__
+from .conversion import convert
 from .analysis.invertibility import InvertibilityReport, check_invertible, drift_table
 from .functional.binary import pack_spikes, unpack_spikes
 from .functional.lif import LIFParams, if_step, lif_step
@@ -47,5 +50,5 @@ __all__ = [
     "BinaryReversibleLIF", "BinarySpikingUnit", "pack_spikes", "unpack_spikes",
     "RevBlock", "RevSequence", "rev_spiking_resnet",
     "TemporalNetwork", "TemporalUnit", "TimestepBatchNorm2d", "temporal_model",
-    "__version__",
+    "convert", "__version__",
 ]

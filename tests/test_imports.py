@@ -24,7 +24,7 @@ LAYERS = {
     # 4: networks and what they are trained on
     "revsnn.models": 4, "revsnn.data": 4, "revsnn.temporal": 4,
     # 5: measuring and exporting
-    "revsnn.analysis": 5, "revsnn.export": 5,
+    "revsnn.analysis": 5, "revsnn.export": 5, "revsnn.conversion": 5,
     # 6: training and the benchmarks
     "revsnn.training": 6, "revsnn.bench": 6,
     # 7: the command line and the package's front door

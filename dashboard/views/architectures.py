@@ -74,6 +74,8 @@ with st.sidebar:
     arch_names = list(MODELS)
     archs = st.multiselect("Architectures", arch_names, default=arch_names[:1],
                            key="network_archs", disabled=network_sweep is None)
+    user_model = state.user_model_input("network") if network_sweep else None
+    archs = archs + [user_model] if user_model else archs
     modes_by_label = state.mode_options("network", archs) if network_sweep else {}
     labels = st.multiselect("Modes", list(modes_by_label),
                             default=state.default_labels(modes_by_label, "network", archs),

@@ -67,6 +67,7 @@ with st.sidebar:
     arch = st.selectbox("Architecture", arch_names or ["(none)"],
                         index=arch_names.index("vgg11") if "vgg11" in arch_names else 0,
                         key="budget_arch", disabled=budget is None)
+    arch = (state.user_model_input("budget") if budget is not None else None) or arch
     modes_by_label = state.mode_options("budget", arch) if budget is not None else {}
     labels = st.multiselect("Modes", list(modes_by_label),
                             default=state.default_labels(modes_by_label, "budget", arch),

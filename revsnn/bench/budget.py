@@ -255,7 +255,10 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
     from .. import strategy
     from ..analysis.measure import device_name, parse_dtype
 
-    preset = strategy.parse(mode, arch=arch, command="budget")      # refused before any row
+    from ..conversion import is_user_model, user_modes
+
+    preset = (strategy.get(user_modes("budget", [mode])[0]) if is_user_model(arch)  # refused
+              else strategy.parse(mode, arch=arch, command="budget"))           # before any row
     mode = preset.name
     dev = torch.device(device)
     row = {c: math.nan for c in COLUMNS}
@@ -334,8 +337,13 @@ def budget_search(arch: str = "vgg11", modes: Optional[Sequence] = None, budget=
     from .. import strategy
 
     budget = parse_bytes(budget)
-    modes = (strategy.defaults("budget", arch) if modes is None else
-             [p.name for p in strategy.parse_many(modes, arch=arch, command="budget")])
+    from ..conversion import is_user_model, user_modes
+
+    if is_user_model(arch):                  # a network of your own (module:factory), converted
+        modes = user_modes("budget", modes)
+    else:
+        modes = (strategy.defaults("budget", arch) if modes is None else
+                 [p.name for p in strategy.parse_many(modes, arch=arch, command="budget")])
     rows = []
     for vary in searches:
         block = []

@@ -1,4 +1,6 @@
-"""``revsnn bench network``: one training step of a whole zoo network, every memory mode side by side.
+"""``revsnn bench network``: one training step of a whole zoo network (or of a network of your own,
+``arch="package.module:factory"``, converted to every mode by :func:`revsnn.convert`), every memory
+mode side by side.
 
 For one (arch, T, batch, image size, dtype) all modes are measured in one
 :func:`revsnn.analysis.measure.measure_cases` call: memory case by case, times round-robin, so the ratios
@@ -78,7 +80,11 @@ def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: in
     from ..analysis.measure import Case, parse_dtype
     from ..models import DEFAULT_IN_CHANNELS, build
 
-    preset = strategy.parse(mode, arch=arch, command=command)
+    from ..conversion import is_user_model, user_modes, user_network
+
+    user = is_user_model(arch)
+    preset = (strategy.get(user_modes(command, [mode])[0]) if user
+              else strategy.parse(mode, arch=arch, command=command))
     tdtype, dev = parse_dtype(dtype), torch.device(device)
     in_channels = DEFAULT_IN_CHANNELS.get(arch, 3) if in_channels is None else int(in_channels)
     g = torch.Generator().manual_seed(seed + 1)
@@ -92,9 +98,13 @@ def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: in
         ok, why = preset.available()
         if not ok:
             raise ImportError(why)
-        model = build(arch, preset, num_classes=num_classes, in_channels=in_channels,
-                      node_kwargs=node_kwargs, T=T, seed=seed, example=make_input,
-                      memopt_level=memopt_level, **arch_kwargs)
+        if user:                               # a user's network, converted (revsnn.conversion)
+            model = user_network(arch, preset, num_classes=num_classes, in_channels=in_channels,
+                                 T=T, seed=seed, node_kwargs=node_kwargs, **arch_kwargs)
+        else:
+            model = build(arch, preset, num_classes=num_classes, in_channels=in_channels,
+                          node_kwargs=node_kwargs, T=T, seed=seed, example=make_input,
+                          memopt_level=memopt_level, **arch_kwargs)
         return model.to(dev, tdtype).train()
 
     return Case(build_model, make_input, loss_fn=lambda out: F.cross_entropy(out, labels),
@@ -108,8 +118,10 @@ def _prediction(arch, mode, T, batch, image_size, num_classes, dtype, in_channel
     from .. import strategy
     from ..analysis.memory_model import predict_total
 
+    from ..conversion import is_user_model
+
     preset = strategy.get(mode)
-    if preset.strategy.baseline == "memopt" or not preset.available()[0]:
+    if is_user_model(arch) or preset.strategy.baseline == "memopt" or not preset.available()[0]:
         return math.nan                       # memopt's checkpoints are not modelled
     return predict_total(arch, preset, T=T, batch=batch, image_size=image_size, dtype=dtype,
                          in_channels=in_channels, num_classes=num_classes,
@@ -125,7 +137,10 @@ def _peak_prediction(arch, row, T, batch, image_size, num_classes, in_channels, 
 
     import torch
 
-    if not is_ok(row) or strategy.get(row["mode"]).strategy.schedule != "temporal":
+    from ..conversion import is_user_model
+
+    if (not is_ok(row) or is_user_model(arch)
+            or strategy.get(row["mode"]).strategy.schedule != "temporal"):
         return math.nan
     c = DEFAULT_IN_CHANNELS.get(arch, 3) if in_channels is None else int(in_channels)
     model = build(arch, row["mode"], num_classes=num_classes, in_channels=c,
@@ -171,6 +186,10 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
     from .. import strategy
     from ..analysis.measure import measure_cases
 
+    from ..conversion import is_user_model, user_modes
+
+    if is_user_model(arch):                      # a user's network: the modes it converts to
+        modes = user_modes("network", modes)
     modes = strategy.defaults("network", arch) if modes is None else list(modes)
     for name, val in (("T", T), ("batch", batch), ("image_size", image_size)):
         if int(val) < 1:
@@ -214,7 +233,11 @@ def network_sweep(archs: Sequence[str], modes: Sequence, Ts: Sequence[int],
     for i, (arch, T, batch) in enumerate(configs):
         if stop is not None and stop():
             break
-        fits = [strategy.get(m) for m in modes if strategy.get(m).supports(arch)]
+        from ..conversion import convertible, is_user_model
+
+        fits = [strategy.get(m) for m in modes
+                if (convertible(strategy.get(m)) if is_user_model(arch)
+                    else strategy.get(m).supports(arch))]
         names = [p.name for p in fits]
         try:
             new = measure(arch, names, T=T, batch=batch, **kw)

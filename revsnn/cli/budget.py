@@ -8,8 +8,8 @@ import argparse
 from ..bench.budget import COLUMNS, budget_search, format_budget_table, parse_bytes
 from ..bench.report import echo, human_bytes, write_rows
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
-                      add_network_arguments, add_output_arguments, output_path, parse_modes, positive_int,
-                      resolve_device)
+                      add_network_arguments, add_output_arguments, conversion_lines, network_of,
+                      output_path, positive_int, resolve_device)
 
 __all__ = ["add_arguments", "run"]
 
@@ -42,11 +42,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--budget: {exc}") from None
     out = output_path(args)
-    modes = parse_modes(args.modes, command="budget", arch=args.arch)
+    arch, modes = network_of(args, "budget")
     device = resolve_device(args.device)
-    echo(f"revsnn bench budget: {args.arch} within {human_bytes(budget)}; modes "
+    echo(f"revsnn bench budget: {arch} within {human_bytes(budget)}; modes "
          f"{' '.join(modes)}; device {device}", quiet=args.quiet)
-    rows = budget_search(args.arch, modes, budget, T=args.T, batch=args.batch,
+    if args.model:
+        echo("\n".join(conversion_lines(arch, modes, num_classes=args.num_classes)),
+             quiet=args.quiet)
+    rows = budget_search(arch, modes, budget, T=args.T, batch=args.batch,
                          searches=tuple(args.search), image_size=args.image_size,
                          num_classes=args.num_classes, dtype=args.dtype, device=device,
                          seed=args.seed, memopt_level=args.memopt_level, limit=args.limit,

@@ -9,7 +9,7 @@ from ..bench.network import COLUMNS, LEGEND, format_network_table, measure_netwo
 from ..bench.report import echo, write_rows
 from .options import (add_device_argument, add_dtype_argument, add_modes_argument,
                       add_network_arguments, add_output_arguments, add_timing_arguments, check_timing_arguments,
-                      output_path, parse_modes, positive_int, resolve_device)
+                      conversion_lines, network_of, output_path, positive_int, resolve_device)
 
 __all__ = ["add_arguments", "run"]
 
@@ -36,16 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    modes = parse_modes(args.modes, command="network", arch=args.arch)
+    arch, modes = network_of(args, "network")
     device = resolve_device(args.device)
     check_timing_arguments(args)
     out = output_path(args)
     quiet = args.quiet
-    echo(f"revsnn bench network: {args.arch}, modes {' '.join(modes)}; device {device}; "
+    echo(f"revsnn bench network: {arch}, modes {' '.join(modes)}; device {device}; "
          f"repeats {args.repeats}, warmup {args.warmup}", quiet=quiet)
     echo(LEGEND, quiet=quiet)
+    if args.model:
+        echo("\n".join(conversion_lines(arch, modes, in_channels=args.in_channels or 3,
+                                         num_classes=args.num_classes)), quiet=quiet)
     echo(f"… measuring {len(modes)} modes", quiet=quiet, file=sys.stderr)
-    rows = measure_network(args.arch, modes, T=args.T, batch=args.batch,
+    rows = measure_network(arch, modes, T=args.T, batch=args.batch,
                            image_size=args.image_size, num_classes=args.num_classes,
                            dtype=args.dtype, device=device, repeats=args.repeats,
                            warmup=args.warmup, track_memory=args.track_memory,

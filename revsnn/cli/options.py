@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 __all__ = [
     "UsageError", "positive_int", "add_device_argument", "resolve_device", "add_dtype_argument",
     "add_output_arguments", "output_path", "add_timing_arguments", "check_timing_arguments",
-    "add_modes_argument", "add_network_arguments", "parse_modes", "DTYPE_CHOICES",
+    "add_modes_argument", "add_network_arguments", "network_of", "conversion_lines", "parse_modes",
+    "DTYPE_CHOICES",
 ]
 
 DTYPE_CHOICES = ("float32", "float64", "bfloat16", "float16")
@@ -96,8 +97,9 @@ def check_timing_arguments(args: argparse.Namespace) -> None:
 
 def add_network_arguments(parser: argparse.ArgumentParser, archs, *, T: int = 8,
                           batch: int = 16) -> None:
-    """``--arch`` (one of ``archs``), ``--T``, ``--batch`` and ``--image-size`` (alias ``--size``)
-    of the commands that measure whole networks."""
+    """``--arch`` (one of ``archs``), ``--T``, ``--batch``, ``--image-size`` (alias ``--size``)
+    and ``--model`` (a network of your own; read both with :func:`network_of`) of the commands that
+    measure whole networks."""
     parser.add_argument("--arch", default="vgg11", choices=list(archs),
                         help="zoo architecture (default: vgg11)")
     parser.add_argument("--T", type=positive_int, default=T, help=f"timesteps (default: {T})")
@@ -105,6 +107,43 @@ def add_network_arguments(parser: argparse.ArgumentParser, archs, *, T: int = 8,
                         help=f"batch size (default: {batch})")
     parser.add_argument("--image-size", "--size", dest="image_size", type=positive_int,
                         default=32, help="input height = width (default: 32)")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                        help="a network of your own instead of --arch: package.module:factory or "
+                             "path/to/file.py:factory, returning an nn.Module over [T, B, C, H, W]; "
+                             "converted to every mode by revsnn.convert")
+
+
+def network_of(args: argparse.Namespace, command: str) -> tuple:
+    """``(arch, modes)``: ``--model`` (checked: it must import and name a callable) or ``--arch``,
+    and the ``--modes`` for it (:func:`parse_modes`; for ``--model``, the node strategies a
+    network converts to). :class:`UsageError` for a bad value."""
+    if not getattr(args, "model", None):
+        return args.arch, parse_modes(args.modes, command=command, arch=args.arch)
+    from ..conversion import load_factory, user_modes
+    try:
+        load_factory(args.model)
+        modes = user_modes(command, args.modes)
+    except ValueError as exc:
+        raise UsageError(f"--model: {exc}") from None
+    for m in modes:
+        parse_modes([m], command=command)             # a missing dependency is named here
+    return args.model, modes
+
+
+def conversion_lines(spec: str, modes: Sequence[str], *, in_channels: int = 3,
+                     num_classes: int = 10) -> list:
+    """What :func:`revsnn.convert` does to ``spec`` in each mode: the summary, and every node
+    left alone or whose BatchNorm was not fused, with the reason (printed before measuring, so
+    that no node is left alone unseen)."""
+    from ..conversion import user_network
+
+    lines = []
+    for mode in modes:
+        report = user_network(spec, mode, in_channels=in_channels, num_classes=num_classes).report
+        lines.append(f"convert {spec} -> {report.summary()}")
+        lines += [f"    {r.path}: {r.source} left alone: {r.reason}" for r in report.left_alone]
+        lines += [f"    note: {n}" for n in report.notes]
+    return lines
 
 
 def add_modes_argument(parser: argparse.ArgumentParser, command: str) -> None:

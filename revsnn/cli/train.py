@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from ..models import MODELS
     a("--arch", default=c.arch, help=f"model in revsnn.models: {', '.join(MODELS)} "
       "(default %(default)s)")
+    a("--model", default=None, metavar="MODULE:FACTORY",
+      help="a network of your own instead of --arch: package.module:factory or "
+           "path/to/file.py:factory (called with num_classes, in_channels, T where it takes "
+           "them), converted to --mode by revsnn.convert")
     a("--mode", default=c.mode, help=f"memory mode of the spiking nodes: {modes} "
       "(default %(default)s)")
     a("-T", "--timesteps", dest="T", type=positive_int, default=c.T,
@@ -80,10 +84,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` for parsed ``train`` arguments."""
     mode = strategy.get(args.mode).name
+    arch = (getattr(args, "model", None) or args.arch).replace(":", "_").replace("/", "_")
     out_dir = args.out_dir or os.path.join(
-        "data", "results", "runs", f"{args.data}_{args.arch}_{mode}_T{args.T}_seed{args.seed}")
+        "data", "results", "runs", f"{args.data}_{arch}_{mode}_T{args.T}_seed{args.seed}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     kw: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names}
+    if getattr(args, "model", None):
+        from ..conversion import load_factory
+        load_factory(args.model)                     # ValueError: the string, module or name
+        kw["arch"] = args.model
     kw.update(mode=mode, out_dir=out_dir, node_kwargs=dict(args.node_kwargs or []))
     return TrainConfig(**kw)
 

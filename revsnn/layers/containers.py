@@ -23,8 +23,8 @@ class SeqToANN(nn.Module):
         self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.module(x.flatten(0, 1))
-        return y.view(x.shape[0], x.shape[1], *y.shape[1:])
+        # unflatten, not view(T, B, *y.shape[1:]): the same view, and torch.fx traces it
+        return self.module(x.flatten(0, 1)).unflatten(0, (x.shape[0], x.shape[1]))
 
 
 class FitMaxPool2d(nn.MaxPool2d):

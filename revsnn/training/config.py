@@ -80,9 +80,12 @@ class TrainConfig:
     dvs_size: Optional[int] = None
 
     def __post_init__(self):
+        from ..conversion import is_user_model, user_modes
         from ..models import MODELS
         self.mode = strategy.parse(self.mode, command="train",           # ValueError names the
                                    arch=self.arch if self.arch in MODELS else None).name  # choices
+        if is_user_model(self.arch):
+            self.mode = user_modes("train", [self.mode])[0]
         self.data = str(self.data).strip().lower()
         if self.data not in DATASETS:
             raise ValueError(f"unknown dataset {self.data!r}; choose from {', '.join(DATASETS)}")

@@ -77,7 +77,9 @@ ModelFn = Callable[[TrainConfig, DatasetInfo], nn.Module]
 # -- model, encoder, loss ------------------------------------------------------------------------
 
 def build_model(config: TrainConfig, info: DatasetInfo) -> nn.Module:
-    """The zoo model ``config.arch`` for ``info``'s channels and classes, nodes in ``config.mode``.
+    """The zoo model ``config.arch`` for ``info``'s channels and classes, nodes in ``config.mode``
+    (``config.arch = "package.module:factory"``: a network of your own, converted by
+    :func:`revsnn.convert`).
 
     Weights come from ``config.seed``. The loop feeds the model ready-encoded ``[T, B, ...]``
     sequences (:func:`encode`), so the model's own encoder is not used. With ``sync_bn`` the zoo's
@@ -85,6 +87,11 @@ def build_model(config: TrainConfig, info: DatasetInfo) -> nn.Module:
     and would bypass ``SyncBatchNorm``.
     """
     from .. import models
+    from ..conversion import is_user_model, user_network
+    if is_user_model(config.arch):             # a network of your own, converted to config.mode
+        return user_network(config.arch, config.mode, num_classes=info.num_classes,
+                            in_channels=info.in_channels, T=config.T, seed=config.seed,
+                            encoder=config.encoder, node_kwargs=dict(config.node_kwargs))
     return models.build(config.arch, mode=config.mode,
                         num_classes=info.num_classes, in_channels=info.in_channels,
                         node_kwargs=dict(config.node_kwargs), T=config.T, encoder=config.encoder,

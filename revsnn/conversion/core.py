@@ -1,0 +1,357 @@
+""":func:`convert`: any network's spiking nodes replaced by a strategy's, with a report of everything
+it did and did not do; :func:`to_spikingjelly`: the way back.
+
+>>> import torch
+>>> from torch import nn
+>>> from revsnn import LIF
+>>> from revsnn.layers.containers import SeqToANN
+>>> net = nn.Sequential(SeqToANN(nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)),
+...                     LIF(), SeqToANN(nn.Flatten(), nn.Linear(4 * 6 * 6, 3)))
+>>> fused, report = convert(net, "fused")
+>>> [(r.path, r.action, r.fused_bn) for r in report.nodes]
+[('1', 'converted', '0.module.1')]
+>>> x = torch.rand(4, 2, 2, 6, 6)
+>>> fused(x).shape
+torch.Size([4, 2, 3])
+>>> sorted(fused.state_dict()) == sorted(net.state_dict())     # every weight where it was
+True
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+import torch
+from torch import nn
+
+from .. import strategy as _strategy
+from ..nodes.binary import BinaryReversibleLIF
+from ..nodes.lif import IF, LIF, Checkpointed
+from ..nodes.reversible import ReversibleLIF
+from .fused import BinaryUnitNode, FusedBatchNormNode, is_absorbed, release
+from .graph import analyse
+from .nodes import classify, source_hyperparameters, target_node
+
+__all__ = ["convert", "to_spikingjelly", "ConversionReport", "NodeRecord", "ConversionError",
+           "find_nodes"]
+
+
+class ConversionError(ValueError):
+    """``strict=True`` and a node was left alone (the message lists every one and why)."""
+
+
+@dataclass
+class NodeRecord:
+    """What happened to one spiking node.
+
+    path: its module path; source: its type as written; action: ``"converted"`` or
+    ``"left alone"``; target: the node put in its place; fused_bn: the BatchNorm fused into it
+    (its path) or ``""``; reason: why it was left alone, or why its BN was not fused; changes:
+    the hyperparameters that did not carry over as they were.
+    """
+
+    path: str
+    source: str
+    action: str
+    target: str = ""
+    fused_bn: str = ""
+    reason: str = ""
+    changes: tuple = ()
+
+
+@dataclass
+class ConversionReport:
+    """Every node :func:`convert` found and what it did with it, and notes on the whole network.
+
+    ``str(report)`` reads as a list; :meth:`rows` gives one dict per node (for tables).
+    """
+
+    strategy: str
+    nodes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    traced: bool = False
+
+    @property
+    def converted(self) -> list:
+        return [r for r in self.nodes if r.action == "converted"]
+
+    @property
+    def fused(self) -> list:
+        return [r for r in self.nodes if r.fused_bn]
+
+    @property
+    def left_alone(self) -> list:
+        return [r for r in self.nodes if r.action != "converted"]
+
+    @property
+    def complete(self) -> bool:
+        """Every node converted (and at least one found)."""
+        return bool(self.nodes) and not self.left_alone
+
+    def rows(self) -> list:
+        return [dict(path=r.path, source=r.source, action=r.action, target=r.target,
+                     fused_bn=r.fused_bn, reason=r.reason, changes="; ".join(r.changes))
+                for r in self.nodes]
+
+    def summary(self) -> str:
+        return (f"{self.strategy}: {len(self.converted)} of {len(self.nodes)} nodes converted, "
+                f"{len(self.fused)} BatchNorms fused, {len(self.left_alone)} left alone")
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        for r in self.nodes:
+            if r.action == "converted":
+                fused = f" + BN {r.fused_bn} fused" if r.fused_bn and "unit" not in r.target \
+                    else ""
+                lines.append(f"  {r.path}: {r.source} -> {r.target}{fused}")
+                if r.reason:
+                    lines.append(f"      BN not fused: {r.reason}")
+            else:
+                lines.append(f"  {r.path}: {r.source} LEFT ALONE: {r.reason}")
+            lines += [f"      changed: {c}" for c in r.changes]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def find_nodes(model: nn.Module) -> dict:
+    """Path → ``(module, NodeInfo)`` of every spiking node in ``model`` (not looking inside one),
+    in registration order."""
+    found: dict = {}
+
+    def walk(prefix: str, m: nn.Module):
+        info = classify(m)
+        if info is not None:
+            found[prefix] = (m, info)
+            return
+        for name, child in m.named_children():
+            walk(f"{prefix}.{name}" if prefix else name, child)
+
+    walk("", model)
+    return found
+
+
+def _unfuse(model: nn.Module) -> nn.Module:
+    """Undo an earlier conversion's fusion: each :class:`FusedBatchNormNode` or
+    :class:`BinaryUnitNode` becomes its node and its absorbed layers their own classes again, so
+    that a converted model converts again."""
+    if getattr(model, "_revsnn_fused_node", False):
+        return model.node                                 # its absorbed layers: released below
+    for name, child in list(model.named_children()):
+        new = _unfuse(child)
+        if new is not child:
+            setattr(model, name, new)
+    for m in model.modules():
+        if is_absorbed(m):
+            release(m)
+    return model
+
+
+def _set(model: nn.Module, path: str, new: nn.Module) -> nn.Module:
+    if not path:
+        return new
+    parent_path, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent_path) if parent_path else model, name, new)
+    return model
+
+
+def _input_shapes(model: nn.Module, nodes: dict, example) -> dict:
+    """Path → the input shape each node sees on ``example`` (one no-grad pass in eval mode, so
+    no running statistic moves; SpikingJelly's node states are reset after it)."""
+    shapes, handles = {}, []
+    def hook(path):
+        def record(module, args):
+            shapes.setdefault(path, tuple(args[0].shape))     # returns None: args unchanged
+        return record
+
+    for path, (m, _) in nodes.items():
+        handles.append(m.register_forward_pre_hook(hook(path)))
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example() if callable(example) else example)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.training = mode
+        for m, _ in nodes.values():
+            if hasattr(m, "reset") and callable(m.reset):
+                m.reset()
+    return shapes
+
+
+def _name(node: nn.Module) -> str:
+    if isinstance(node, Checkpointed):
+        return f"{_name(node.node)} (checkpoint)"
+    if isinstance(node, (ReversibleLIF, BinaryReversibleLIF)):
+        return f"{type(node).__name__} ({node.backward_algorithm})"
+    if isinstance(node, (LIF, IF)):
+        return f"revsnn {type(node).__name__}"
+    return getattr(node, "kind", type(node).__name__)
+
+
+def _check_preset(preset) -> None:
+    strat = preset.strategy
+    if strat.blocks != "plain":
+        raise ValueError(f"convert: {preset.name!r} is a network-level strategy (reversible "
+                         f"blocks of the zoo's revresnets); a network's nodes convert to the "
+                         f"node strategies: {', '.join(_node_presets())}")
+    if strat.schedule == "temporal":
+        raise ValueError("convert: the time-major 'temporal' strategy runs the zoo's "
+                         "architectures rebuilt as TemporalNetwork units (per-timestep "
+                         "BatchNorm); a user's network is not rebuilt time-major. Convert to a "
+                         "layer-major strategy: " + ", ".join(_node_presets()))
+    if strat.baseline == "memopt":
+        raise ValueError("convert: 'spikingjelly_memopt' checkpoints a network's blocks; convert "
+                         "to 'spikingjelly' and pass the result to SpikingJelly's "
+                         "memopt.optimize_memory with your block types")
+
+
+def _node_presets() -> list:
+    return [p.name for p in _strategy.presets() if p.strategy.blocks == "plain"
+            and p.strategy.baseline != "memopt" and p.strategy.schedule == "layer"]
+
+
+def _known_kwargs() -> set:
+    return set().union(*(c.HYPERPARAMETERS for c in (LIF, ReversibleLIF, BinaryReversibleLIF)))
+
+
+def convert(model: nn.Module, strategy="fused", *, strict: bool = False, example=None,
+            inplace: bool = False, **node_kwargs) -> tuple:
+    """``(converted model, report)``: every spiking node of ``model`` replaced by ``strategy``'s.
+
+    Args:
+        model: any ``nn.Module`` over time-first sequences ``[T, B, ...]`` (SpikingJelly's
+            multi-step mode, or plain PyTorch layers applied to the folded ``[T·B, ...]`` batch).
+        strategy: a preset of :mod:`revsnn.strategy` (name, alias, :class:`~revsnn.MemoryMode`).
+            With ``fuse_bn`` presets (``fused``, ``revnet``) every ``conv/linear → BN → node``
+            chain is fused (NOTE [what a fusable chain is] in :mod:`revsnn.conversion.graph`);
+            the time-major ``temporal`` preset and the network-level ones (``blocks``,
+            ``spikingjelly_memopt``) are refused with what to do instead.
+        strict: raise :class:`ConversionError` when any node is left alone (or none is found).
+        example: an input (or a zero-argument callable returning one) to learn each node's
+            channel count from (checked by the reversible node); without it the count comes from
+            the BN before the node, or is checked when the network runs.
+        inplace: convert ``model`` itself instead of a copy.
+        node_kwargs: hyperparameters for every converted node (they win over the carried ones).
+
+    Every weight and buffer stays under its name, so a state dict moves between the original and
+    the converted network in both directions (a ParametricLIFNode's learnable ``w`` is frozen into
+    τ and dropped: the report says so). The report lists every node: converted (with the BN fused
+    into it, and every hyperparameter that changed meaning) or left alone, with the reason.
+    """
+    preset = _strategy.get(strategy)
+    _check_preset(preset)
+    unknown = set(node_kwargs) - _known_kwargs()
+    if unknown:
+        raise ValueError(f"convert: unknown node hyperparameters {sorted(unknown)}; known: "
+                         f"{', '.join(sorted(_known_kwargs()))}")
+    return _convert(model, preset, strict=strict, example=example, inplace=inplace,
+                    node_kwargs=node_kwargs)
+
+
+def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikingjelly=False):
+    strat = preset.strategy
+    model = model if inplace else copy.deepcopy(model)
+    model = _unfuse(model)
+    nodes = find_nodes(model)
+    report = ConversionReport(strategy=preset.name)
+    if not nodes:
+        report.notes.append("no spiking node found (SpikingJelly's and revsnn's nodes are "
+                            "recognised, and modules of other spiking libraries are named)")
+    flow = analyse(model, {p: m for p, (m, _) in nodes.items()})
+    report.traced = flow.traced
+    if not flow.traced and nodes:
+        report.notes.append(f"the forward code could not be traced with torch.fx "
+                            f"({flow.trace_error}); BatchNorm chains were read from the order "
+                            f"of nn.Sequential containers only")
+    shapes = _input_shapes(model, nodes, example) if example is not None and nodes else {}
+    modules = dict(model.named_modules())
+    reconstructs = strat.backward != "autograd" and not strat.uses_spikingjelly
+    for path, (module, info) in nodes.items():
+        rec = NodeRecord(path or "(the model)", info.source, "left alone")
+        report.nodes.append(rec)
+        if info.family == "unsupported":
+            rec.reason = info.why
+            continue
+        if getattr(module, "step_mode", "m") != "m":
+            rec.reason = ("single-step mode (step_mode='s'): the network loops over time itself, "
+                          "a strategy's node takes the whole sequence; call "
+                          "spikingjelly.activation_based.functional.set_step_mode(net, 'm') first")
+            continue
+        if reconstructs and path in flow.inplace:
+            rec.reason = (f"{flow.inplace[path]}: a reconstructing node rebuilds its backward "
+                          f"from its output, which must not change")
+            continue
+        hp, changes = source_hyperparameters(module, info)
+        try:
+            if raw_spikingjelly:
+                from .nodes import from_reversible, spikingjelly_module
+                node, more = spikingjelly_module(info.family, hp), from_reversible(hp)
+            else:
+                node, more = target_node(preset, info.family, hp, node_kwargs)
+        except ValueError as exc:
+            rec.reason = f"the {strat.node} node cannot take its hyperparameters: {exc}"
+            continue
+        chain = flow.chains.get(path)
+        channels = shapes[path][2] if len(shapes.get(path, ())) >= 3 else None
+        if channels is None and chain is not None:
+            channels = getattr(modules.get(chain[0]), "num_features", None)
+        if isinstance(node, ReversibleLIF):
+            if channels is not None and channels % 2:
+                rec.reason = (f"odd channel count ({channels}): the reversible node splits the "
+                              f"channels into two halves")
+                continue
+            if channels is None:
+                more.append("channel count not known before a run (no example, no BatchNorm "
+                            "before it): the node checks that it is even when it runs")
+        rec.action, rec.target, rec.changes = "converted", _name(node), tuple(changes + more)
+        if isinstance(node, BinaryReversibleLIF) and strat.backward != "autograd":
+            unit = flow.units.get(path)
+            if unit is None:
+                rec.reason = ("no conv/linear → BN chain before it that can be recomputed: the "
+                              "layers before it keep their inputs")
+            else:
+                paths = [q for q in unit if q is not None]
+                node = BinaryUnitNode(node, [modules[q] for q in paths], paths)
+                rec.fused_bn = unit[-1]
+                rec.target = f"{rec.target} unit recomputing {' → '.join(paths)}"
+        if strat.fuse_bn:
+            bn = modules.get(chain[0]) if chain else None
+            if chain is None:
+                rec.reason = flow.not_fused.get(path, "no BatchNorm directly before it")
+            elif not getattr(bn, "affine", False) or isinstance(bn, nn.SyncBatchNorm):
+                rec.reason = (f"{chain[0]} is {'a SyncBatchNorm' if isinstance(bn, nn.SyncBatchNorm) else 'not affine'}: "
+                              f"the fused unit needs an affine, per-process BatchNorm")
+            else:
+                node = FusedBatchNormNode(node, bn, chain[0])
+                rec.fused_bn = chain[0]
+        model = _set(model, path, node)
+    if strat.node == "binary" and report.converted:
+        report.notes.append("binary: each traced [pool module →] conv/linear → BN → node chain "
+                            "runs as a recomputing binary unit (its input kept as packed "
+                            "spikes); unlike the zoo's binary VGGs, a pool written as a function "
+                            "(F.max_pool2d) stays outside the unit and keeps its indices, and "
+                            "the network's own head is kept")
+    if strict and not report.complete:
+        raise ConversionError(f"convert(strict=True): {report}")
+    return model, report
+
+
+def to_spikingjelly(model: nn.Module, *, strict: bool = False, wrap: bool = False,
+                    inplace: bool = False) -> tuple:
+    """``(model, report)`` with SpikingJelly nodes in place of every convertible node (the reverse
+    of :func:`convert`; fused BatchNorms return to their own class and place).
+
+    ``wrap=False`` (default) puts SpikingJelly's own multi-step ``LIFNode`` / ``IFNode`` there
+    (reset their state between batches with ``functional.reset_net``, as usual); ``wrap=True``
+    the protocol node that starts every sequence from rest (what the ``spikingjelly`` preset
+    measures). A reversible or binary node becomes the LIF with the same τ, θ and surrogate and a
+    soft reset; the report says what changed.
+    """
+    preset = _strategy.get("spikingjelly")
+    return _convert(model, preset, strict=strict, example=None, inplace=inplace, node_kwargs={},
+                    raw_spikingjelly=not wrap)
