@@ -296,15 +296,28 @@ def unbuilt(modes, archs) -> list:
     """``(mode label, arch, the architectures it builds)`` for every chosen mode that does not
     build a chosen architecture, from the strategy registry (nothing is built or measured)."""
     from revsnn import strategy
+    from revsnn.conversion import convertible, is_user_model
     from revsnn.models import MODELS
 
     out = []
     for name in modes:
         preset = strategy.get(name)
         for arch in archs:
-            if not preset.supports(arch):
+            builds = convertible(preset) if is_user_model(arch) else preset.supports(arch)
+            if not builds:
                 out.append((preset.label, arch, [a for a in MODELS if preset.supports(a)]))
     return out
+
+
+def _modes_for(arch) -> list:
+    """Labels of the network presets that build ``arch`` (a zoo name or a user's model)."""
+    from revsnn import strategy
+    from revsnn.conversion import convertible, is_user_model
+
+    if not is_user_model(arch):
+        return list(mode_options("network", [arch]))
+    return [label for label, name in mode_options("network").items()
+            if convertible(strategy.get(name))]
 
 
 def check_choices(modes, archs) -> str:
@@ -314,7 +327,7 @@ def check_choices(modes, archs) -> str:
     for arch in archs:
         if sum(1 for _, a, _ in skipped if a == arch) == len(modes):
             raise ValueError(f"no chosen mode builds {arch}; choose one of "
-                             f"{', '.join(mode_options('network', [arch]))}")
+                             f"{', '.join(_modes_for(arch))}")
     if not skipped:
         return ""
     by_mode: dict = {}
