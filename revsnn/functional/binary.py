@@ -254,10 +254,12 @@ def _step_vjp(h: torch.Tensor, gs: torch.Tensor, gv: Optional[torch.Tensor],
     """(E6.4) for one step: writes H̄ = S̄·d + V̄'·(1 − θd) into ``out``; returns V̄ = H̄·(1 − 1/τ)
     (the caller scales all H̄ by 1/τ into X̄ at the end)."""
     d = p.surrogate.derivative(h.to(gs.dtype).mul_(p.grid).sub_(p.theta_float))  # σ'(Hδ − θ)
+    # one rounding per operation (NOTE [one rounding per operation] in .reversible): no addcmul
+    # or alpha=, so the Triton kernel repeats these roundings exactly
     if gv is None:                                                              # V̄_T = 0
         torch.mul(gs, d, out=out)
     else:
-        torch.addcmul(gv, d, torch.add(gs, gv, alpha=-p.theta_float), out=out)  # V̄' + d(S̄ − θV̄')
+        torch.add(gv, d.mul_(torch.sub(gs, gv * p.theta_float)), out=out)      # V̄' + d(S̄ − θV̄')
     return out * (1.0 - 1.0 / p.tau)
 
 
