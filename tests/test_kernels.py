@@ -351,3 +351,20 @@ def test_cuda_binary_node_triton_equals_torch(reconstruct, surrogate):
     for a, b, what in zip(results["triton"], results["torch"], ("S", "X̄")):
         assert_bits_equal(a, b, what)
     assert math.isfinite(float(results["triton"][1].abs().sum()))
+
+
+def test_node_bench_rows_record_the_backend(one_thread):
+    """``bench nodes --backend torch triton``: each kernel-bearing mode on both, side by side; the
+    rows say what ran, and the block prints the Triton-over-PyTorch ratio."""
+    from revsnn.bench.nodes import format_block, run_node_bench
+
+    rows = run_node_bench(["bptt", "fused", "binary"], Ts=(2,), batches=(2,), neurons=16,
+                          backend=("torch", "triton"), repeats=1, warmup=0, track_memory=False,
+                          quiet=True)
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    assert [(r["mode"], r["backend"]) for r in rows] == [
+        ("bptt", "torch"), ("fused", "torch"), ("fused", "triton"), ("binary", "torch"),
+        ("binary", "triton")]
+    by = {(r["mode"], r["backend"]): r for r in rows}
+    assert by["fused", "triton"]["saved_bytes"] == by["fused", "torch"]["saved_bytes"]
+    assert "Triton kernels vs PyTorch loops" in format_block(rows)

@@ -62,7 +62,8 @@ from ..functional.quantize import SIGNIFICAND_BITS
 from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
 from .base import (ON_DRIFT, ReconstructionError, SpikingNode, Stored, check_choice, check_drift,
-                   check_exact_range, check_sequence)
+                   check_sequence)
+from .compiled import assert_reconstructed, exact_range_guard
 from .recompute import capture_rng, frozen_running_stats, replay_rng, reset_neuron_states, uses_rng
 
 __all__ = ["BinaryReversibleLIF", "DRIFT_CAUSE", "integer_forward", "fused_backward"]
@@ -93,7 +94,7 @@ def _check_range(x: torch.Tensor, p: BinaryLIFParams, who: str) -> None:
     """The exact-range guard for this node: the integer path needs |X|/δ < 2^30, the float
     reference < 2^(significand bits − 2)."""
     bound = 2.0 ** (min(30, SIGNIFICAND_BITS[x.dtype] - 2) - p.grid_bits)
-    check_exact_range(x, bound, who=who, grid_bits=p.grid_bits,
+    exact_range_guard(x, bound, who=who, grid_bits=p.grid_bits,
                       remedy="normalise the input (e.g. BatchNorm) or lower grid_bits")
 
 
@@ -102,11 +103,16 @@ DRIFT_CAUSE = ("the recomputed input differs from the forward's (non-determinist
 """Why a binary node's reconstruction fails, for the drift guard's message."""
 
 
-def _drift(v0_err: int, flips: int, bad: int, on_drift: str) -> None:
+def _drift(v0_err, flips, bad, on_drift: str) -> None:
     """The drift guard of a binary walk (:func:`revsnn.nodes.base.check_drift`) on the diagnostics of
-    :func:`revsnn.functional.binary.node_backward`."""
-    check_drift("BinaryReversibleLIF", on_drift, flips=int(flips), state_error=v0_err,
-                inexact=bad, unit=" grid steps", cause=DRIFT_CAUSE)
+    :func:`revsnn.functional.binary.node_backward` (in a graph: NOTE [compiled nodes])."""
+    if torch.compiler.is_compiling():
+        if on_drift != "ignore":
+            assert_reconstructed(torch.as_tensor(v0_err) + flips + bad, "BinaryReversibleLIF",
+                                 DRIFT_CAUSE)
+        return
+    check_drift("BinaryReversibleLIF", on_drift, flips=int(flips), state_error=int(v0_err),
+                inexact=int(bad), unit=" grid steps", cause=DRIFT_CAUSE)
 
 
 def integer_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool, backend: str):
@@ -344,6 +350,7 @@ class BinaryReversibleLIF(SpikingNode):
             s = _unpack_rows(trace.spikes[t].unsqueeze(0), n)[0]
             r = _unpack_remainder(trace.remainders[t], n)
             v, _, bad = binary_step_inverse(s, r, v, _to_grid(x[t].reshape(-1), p), p)
+            bad = int(bad)
             if bad:
                 raise ReconstructionError(f"BinaryReversibleLIF.inverse: step {t} does not invert "
                                           f"({bad} inexact divisions): trace and input disagree")
@@ -381,7 +388,8 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
         _attach_packed(spikes, trace.spikes)
         return spikes, trace.v_final
     packed_in = None
-    if synapse is not None:
+    if synapse is not None and not torch.compiler.is_compiling():
+        # packing the input needs a look at its values; a graph keeps it by reference instead
         packed_in = _packed_of(x)
         if packed_in is None and pack_input and _is_binary(x.detach()):
             packed_in = pack_spikes(x.detach())

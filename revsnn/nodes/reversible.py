@@ -28,8 +28,8 @@ from ..functional.reversible import (_GRID_BITS, BACKWARD_ALGORITHMS, RevLIFPara
                                      forward_loop, fused_walk, rev_step_inverse, revnet_walk)
 from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
-from .base import (ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_exact_range,
-                   check_sequence)
+from .base import ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_sequence
+from .compiled import assert_reconstructed, exact_range_guard
 
 __all__ = ["ReversibleLIF", "DRIFT_CAUSE", "run_forward", "walk_for"]
 
@@ -65,15 +65,17 @@ class _ReversibleLIFFunction(torch.autograd.Function):
     """One autograd node over all T steps. Saves Y and the final (V₁, V₂) only: see NOTE above."""
 
     @staticmethod
-    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend):
+    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, given_state):
         return run_forward(x, v1_0, v2_0, p, compute_dtype, backend)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend = inputs
+        x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, given_state = inputs
         y, v1, v2 = output
-        explicit_init = ctx.needs_input_grad[1] or ctx.needs_input_grad[2] or bool(
-            v1_0.count_nonzero() or v2_0.count_nonzero())
+        # an initial state passed in is kept (its gradient and the drift check need it); from
+        # rest it is zero and not kept. Decided by the call, not by the values, so that no
+        # data-dependent branch breaks a torch.compile graph.
+        explicit_init = given_state or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         ctx.save_for_backward(y, v1, v2, *((v1_0, v2_0) if explicit_init else ()))
         ctx.params, ctx.algo, ctx.on_drift, ctx.compute_dtype = p, algo, on_drift, compute_dtype
         ctx.x_dtype, ctx.backend = x.dtype, backend
@@ -92,13 +94,17 @@ class _ReversibleLIFFunction(torch.autograd.Function):
         gx, v1, v2, gv1, gv2, flips = walk(y, gy, v1, v2, gv1, gv2, p, cd, ctx.x_dtype)
         if ctx.on_drift != "ignore":
             v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
-            state_err = float(torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max()))
+            err = torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max())
+            if torch.compiler.is_compiling():            # NOTE [compiled nodes]
+                assert_reconstructed(err, "ReversibleLIF", DRIFT_CAUSE)
+                return gx, gv1, gv2, None, None, None, None, None, None
+            state_err = float(err)
             if state_err != 0.0 or (flips is not None and int(flips) != 0):
                 if flips is None:  # the fused walk does not count them: diagnose now, off the hot path
                     flips = count_flips(y, v1_T, v2_T, p, cd)
                 check_drift("ReversibleLIF", ctx.on_drift, flips=int(flips),
                             state_error=state_err, cause=DRIFT_CAUSE)
-        return gx, gv1, gv2, None, None, None, None, None
+        return gx, gv1, gv2, None, None, None, None, None, None
 
 
 class ReversibleLIF(SpikingNode):
@@ -237,7 +243,7 @@ class ReversibleLIF(SpikingNode):
         check_sequence(x, node="ReversibleLIF", even_channels=True)
         if x.dtype not in _GRID_BITS:
             raise ValueError(f"ReversibleLIF: unsupported dtype {x.dtype}")
-        check_exact_range(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
+        exact_range_guard(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
                           grid_bits=self.grid_bits or default_grid_bits(x.dtype),
                           remedy="normalise the input (e.g. BatchNorm), use float64 or lower "
                                  "grid_bits")
@@ -250,7 +256,8 @@ class ReversibleLIF(SpikingNode):
             y, v1, v2 = autograd_forward(x, v1, v2, p, cd)
         else:
             y, v1, v2 = _ReversibleLIFFunction.apply(x, v1, v2, p, self.backward_algorithm,
-                                                     self.on_drift, cd, backend)
+                                                     self.on_drift, cd, backend,
+                                                     state is not None)
         return (y, (v1, v2)) if return_state else y
 
     def _check_state(self, state, x, cd):
