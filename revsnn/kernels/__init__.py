@@ -43,9 +43,12 @@ BACKENDS = ("auto", "torch", "triton")
 """What runs a node's loop over T (NOTE [backends])."""
 
 
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None   # looked up once, not imported
+
+
 def triton_available() -> bool:
     """Whether the ``triton`` package is installed (nothing is imported)."""
-    return importlib.util.find_spec("triton") is not None
+    return _TRITON_INSTALLED
 
 
 def interpreting() -> bool:
