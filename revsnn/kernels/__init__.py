@@ -14,7 +14,9 @@ A node's ``backend`` says what runs its loop over T:
   kernels on CPU tensors through Triton's NumPy interpreter (slow; it is how the test suite checks
   them without a GPU).
 - ``"auto"`` (default): Triton for CUDA tensors when it is installed and the node's configuration
-  has a kernel, PyTorch otherwise.
+  has a kernel, PyTorch otherwise. Inside a ``torch.compile`` graph ``auto`` means PyTorch: the
+  loops are then Inductor's to fuse, and the graph has no opaque kernel call in it. An explicit
+  ``"triton"`` there runs the kernels as calls the compiler does not trace (a graph break).
 
 The kernels compute the same operations as the PyTorch loops in the same order, one rounding per
 operation (NOTE [one rounding per operation] in :mod:`revsnn.functional.reversible`), with
@@ -78,7 +80,8 @@ def resolve_backend(who: str, backend: str, x: torch.Tensor, unsupported: str | 
     if backend == "torch":
         return "torch"
     if backend == "auto":
-        if unsupported is None and x.device.type == "cuda" and triton_available():
+        if unsupported is None and x.device.type == "cuda" and triton_available() \
+                and not torch.compiler.is_compiling():
             return "triton"
         return "torch"
     reason = unsupported or triton_unavailable_reason(x)

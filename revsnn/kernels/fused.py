@@ -431,6 +431,7 @@ def _precise() -> bool:
     return not interpreting()
 
 
+@torch.compiler.disable  # NOTE [backends]: opaque to torch.compile
 def rev_forward(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFParams,
                 cd: torch.dtype):
     """:func:`revsnn.functional.reversible.forward_loop` in one launch: ``(Y, V₁_T, V₂_T)``."""
@@ -451,6 +452,7 @@ def rev_forward(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFPa
     return y, v1o.view(v1.shape), v2o.view(v2.shape)
 
 
+@torch.compiler.disable  # NOTE [backends]: opaque to torch.compile
 def rev_fused_walk(y, gy, v1, v2, gv1, gv2, p: RevLIFParams, cd, x_dtype):
     """:func:`revsnn.functional.reversible.fused_walk` in one launch (same signature and result)."""
     T, B, C = y.shape[:3]
@@ -481,6 +483,7 @@ def _binary_meta(z: torch.Tensor, p: BinaryLIFParams) -> dict:
                 SHIFT=p.tau.bit_length() - 1 if pow2 else 0)
 
 
+@torch.compiler.disable  # NOTE [backends]: opaque to torch.compile
 def binary_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool = True):
     """:func:`revsnn.functional.binary._integer_forward` in one launch: ``(S, trace)`` with V_T as
     int32 (the caller narrows it)."""
@@ -500,6 +503,7 @@ def binary_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool = True)
     return spikes.view(z.shape), BinaryTrace(packed, rem, v.view(z.shape[1:]))
 
 
+@torch.compiler.disable  # NOTE [backends]: opaque to torch.compile
 def binary_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: BinaryLIFParams,
                     reconstruct: str):
     """:func:`revsnn.functional.binary.node_backward` in one launch (same result)."""
