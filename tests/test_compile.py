@@ -129,3 +129,23 @@ def test_node_bench_measures_compiled_next_to_eager(one_thread):
     assert [(r["mode"], r["compiled"], r["status"]) for r in rows] == [
         ("bptt", False, "ok"), ("bptt", True, "ok")]
     assert "torch.compile speed-up (eager step / compiled step): LIF (BPTT)" in format_block(rows)
+
+
+def test_compiled_node_with_the_triton_backend_runs_the_kernels(one_thread):
+    """``backend="triton"`` in a compiled model: the kernels run as calls the compiler does not
+    trace (here under the interpreter) and give the eager kernels' results."""
+    pytest.importorskip("triton", reason="the 'triton' package is not installed")
+    from revsnn import ATan, kernels
+    if not (torch.cuda.is_available() or kernels.interpreting()):
+        pytest.skip("needs CUDA or TRITON_INTERPRET=1")
+    dynamo.reset()
+    x = torch.randn(4, 2, 8, generator=torch.Generator().manual_seed(2))
+    results = []
+    for compiled in (False, True):
+        node = ReversibleLIF(backend="triton", surrogate=ATan())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results.append(_node_step(torch.compile(node) if compiled else node, x))
+        assert node.last_backend == "triton"
+    assert torch.equal(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-6, atol=1e-7)
