@@ -6,8 +6,9 @@
 #      PyTorch's CUDA path, bit for bit (tests/test_kernels.py)
 #   2. the node benchmark, every node preset, each reversible/binary preset on the PyTorch loops and
 #      on the Triton kernels side by side, fp32 and bf16, T = 8 and 32, batch 64, 8192 neurons,
-#      with SpikingJelly's LIFNode on its default CUDA implementation; CUDA peak memory and
-#      CUDA-event times  ->  $OUT/node_bench_<gpu>.csv (+ .txt, the printed tables)
+#      with SpikingJelly's LIFNode on its default CUDA implementation; saved bytes, CUDA peak
+#      memory and CUDA-event times (MemTracker off: the CUDA peak is the GPU's memory figure)
+#      ->  $OUT/node_bench_<gpu>.csv (+ .txt, the printed tables)
 #   3. SpikingJelly's LIFNode on its Triton implementation (SJ_LIF_CUDA_IMPLEMENTATION=triton, which
 #      SpikingJelly reads at import, hence a run of its own) next to ours on Triton
 #      ->  $OUT/node_bench_sj_triton_<gpu>.csv
@@ -109,19 +110,19 @@ NODE_MODES="spikingjelly bptt checkpoint autograd revnet fused binary binary_rep
 echo "== [2/4] node benchmark, PyTorch loops and Triton kernels side by side"
 run_bench node_bench "$BENCH_S" nodes --device cuda --dtype float32 bfloat16 --T 8 32 \
     --batch 64 --neurons 8192 --modes $NODE_MODES --backend torch triton \
-    --repeats 20 --warmup 3
+    --repeats 20 --warmup 3 --no-track-memory
 
 echo "== [3/4] SpikingJelly's LIFNode on its Triton implementation"
 export SJ_LIF_CUDA_IMPLEMENTATION=triton
 run_bench node_bench_sj_triton "$SJ_TRITON_S" nodes \
     --device cuda --dtype float32 bfloat16 --T 8 --batch 64 --neurons 8192 \
-    --modes spikingjelly fused binary --backend triton --repeats 20 --warmup 3
+    --modes spikingjelly fused binary --backend triton --repeats 20 --warmup 3 --no-track-memory
 unset SJ_LIF_CUDA_IMPLEMENTATION
 
 echo "== [4/4] VGG-11 training step, every network preset (nodes on Triton where they have kernels)"
 run_bench network_bench "$NETWORK_S" network --device cuda --arch vgg11 --T 8 --batch 16 \
     --image-size 32 --modes spikingjelly spikingjelly_memopt bptt checkpoint revnet fused \
-    fused_nobn binary binary_replay temporal --repeats 5 --warmup 2
+    fused_nobn binary binary_replay temporal --repeats 3 --warmup 1
 
 if [ ${#failed[@]} -gt 0 ]; then
     printf 'gpu_check: FAILED: %s\n' "${failed[@]}" >&2
