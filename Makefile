@@ -14,6 +14,9 @@ TORCH_VERSION := 2.13.0
 # replace the CPU torch and add a torchvision that does not import next to it; the ones it needs
 # on CPU (numpy, loguru) are installed in the step before.
 SPIKINGJELLY_VERSION := 2.0.0
+# Triton (the fused kernels) is pinned to the release whose CPU interpreter the tests were checked
+# with; it installs next to the CPU torch and needs no GPU (TRITON_INTERPRET=1 in the tests).
+TRITON_VERSION := 3.9.0
 
 PORT ?= 8501
 NOTEBOOK_PORT ?= 8888
@@ -38,9 +41,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==$(TORCH_VERSION)
-	$(PIP) install -e '.[all]' torch==$(TORCH_VERSION) 'loguru>=0.7,<1'
+	$(PIP) install -e '.[all]' torch==$(TORCH_VERSION) triton==$(TRITON_VERSION) 'loguru>=0.7,<1'
 	$(PIP) install --no-deps spikingjelly==$(SPIKINGJELLY_VERSION)
 	$(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__; print('torch', torch.__version__)"
+	$(PY) -c "import triton; print('triton', triton.__version__)"
 	touch $@
 
 # Chromium drives the browser tests (Playwright) and static image export (kaleido). Its absence

@@ -38,7 +38,7 @@ from torch import nn
 
 __all__ = [
     "Strategy", "Preset", "register", "unregister", "get", "parse", "parse_many", "presets", "names", "defaults",
-    "preset_for", "MemoryMode", "make_node", "COMMANDS", "FAMILIES", "NODE_FAMILIES",
+    "preset_for", "MemoryMode", "make_node", "backends_of", "COMMANDS", "FAMILIES", "NODE_FAMILIES",
     "BACKWARDS", "RECONSTRUCTIONS", "SCHEDULES", "BASELINES", "BLOCKS",
 ]
 
@@ -218,6 +218,11 @@ class Preset:
     def offered(self, command: str) -> bool:
         return command in self.commands
 
+    @property
+    def backends(self) -> tuple:
+        """The ``backend=`` values its nodes take (:func:`backends_of`)."""
+        return backends_of(self.strategy)
+
     def make_node(self, **node_kwargs) -> nn.Module:
         """A standalone multi-step node of this preset (see :func:`make_node`)."""
         return (self.node_builder or _default_node_builder)(self, **node_kwargs)
@@ -387,6 +392,9 @@ def _node_for(strategy: Strategy, **node_kwargs) -> nn.Module:
     if strategy.schedule != "layer":
         raise ValueError(f"make_node: the {strategy.schedule} schedule has no standalone node "
                          f"in the zoo; its preset provides a node_builder")
+    if node_kwargs.get("backend", "auto") not in backends_of(strategy):
+        raise ValueError(f"make_node: backend={node_kwargs['backend']!r} is not available for "
+                         f"this strategy; it runs on {', '.join(backends_of(strategy))}")
 
     def take(cls):
         return {k: v for k, v in node_kwargs.items() if k in cls.HYPERPARAMETERS}
@@ -404,6 +412,19 @@ def _node_for(strategy: Strategy, **node_kwargs) -> nn.Module:
         return ReversibleLIF(backward=strategy.backward, **take(ReversibleLIF))
     lif = LIF(**take(LIF))
     return Checkpointed(lif) if strategy.checkpoint else lif
+
+
+def backends_of(strategy: Strategy) -> tuple:
+    """The node backends (NOTE [backends] in :mod:`revsnn.kernels`) a strategy's nodes accept:
+    ``"triton"`` too for the reversible and binary nodes with a fused (or, reversible, RevNet)
+    backward in the layer schedule, which have Triton kernels.
+
+    >>> backends_of(get("fused").strategy), backends_of(get("bptt").strategy)
+    (('auto', 'torch', 'triton'), ('auto', 'torch'))
+    """
+    kernels = (strategy.node in ("reversible", "binary") and strategy.backward != "autograd"
+               and strategy.schedule == "layer" and not strategy.uses_spikingjelly)
+    return ("auto", "torch", "triton") if kernels else ("auto", "torch")
 
 
 def make_node(mode, **node_kwargs) -> nn.Module:

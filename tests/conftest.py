@@ -1,7 +1,14 @@
 """Shared test fixtures."""
 
+import os
+
 import pytest
 import torch
+
+# The Triton kernels (revsnn.kernels) are checked on CPU under Triton's interpreter, which is chosen
+# when they are first imported; on a CUDA machine they compile for the GPU instead.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

@@ -130,6 +130,16 @@ def test_nodes_measure_now_runs_a_real_cpu_measurement(runs):
     assert at.selectbox(key="results_run").value == saved[0].name
 
 
+def test_nodes_backend_selector_runs_the_triton_kernels(runs):
+    pytest.importorskip("triton", reason="the 'triton' package is not installed")
+    at = open_page()
+    at.selectbox(key="nodes_backend").set_value("triton")    # interpreted on CPU (conftest.py)
+    at = measure_nodes_tiny(at, T="2")
+    assert not at.error, errors(at)
+    rows = pd.read_csv(next(runs.glob("nodes-*.csv")))
+    assert dict(zip(rows["mode"], rows["backend"])) == {"bptt": "torch", "fused": "triton"}
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(T="0"), "T must be >= 1"),
     (dict(batch="0"), "batch must be >= 1"),

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "revsnn"
 
 LAYERS = {
-    # 0: maths and leaf helpers
+    # 0: maths and leaf helpers; the Triton kernels are the same maths on another backend
     "revsnn._version": 0, "revsnn.surrogate": 0, "revsnn.baselines": 0, "revsnn.functional": 0,
+    "revsnn.kernels": 0,
     # 1: the node protocol and the nodes
     "revsnn.nodes": 1,
     # 2: the strategy registry (builds nodes)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import charts, data, export_ui, insight, state
 from revsnn.analysis import measure
+from revsnn.kernels import BACKENDS
 
 KIND = "nodes"
 
@@ -36,6 +37,10 @@ with st.sidebar:
     warmup = c2.number_input("Warm-up runs", min_value=0, max_value=20, value=2,
                              key="nodes_warmup")
     device_label, device = state.device_select("nodes_device")
+    backend = st.selectbox("Backend", BACKENDS, key="nodes_backend",
+                           help="what runs the reversible and binary nodes' loops over T: auto = "
+                                "the Triton kernels on CUDA when installed, else PyTorch; the "
+                                "table's backend column says what ran")
     go_measure = st.button("Measure now", type="primary", key="nodes_measure", width="stretch")
 
 rows: list = []
@@ -53,10 +58,11 @@ if go_measure:
         state.measure_and_show(
             KIND, lambda on_row: measure.measure_nodes(
                 modes, Ts=Ts, batches=batches, neurons=int(neurons), repeats=int(repeats),
-                warmup=int(warmup), dtype=dtype, device=device, on_row=on_row),
+                warmup=int(warmup), dtype=dtype, device=device, on_row=on_row,
+                backends=(backend,)),
             total=len(modes) * len(Ts) * len(batches), where=device_label,
             describe=lambda r: f"{r['label']} T={r['T']} batch={r['batch']} ({r['status']})",
-            columns=["label", "T", "batch", "saved_bytes", "bwd_ms", "status"])
+            columns=["label", "backend", "T", "batch", "saved_bytes", "bwd_ms", "status"])
 
 df = state.shown_table(KIND, "No node table yet: use *Measure now* in the sidebar, or run "
                             "`python -m revsnn bench nodes --out data/results/defaults/nodes.csv`.")

@@ -26,6 +26,12 @@ What is counted
   CUDA events on GPU. The spread of each time is its interquartile range: ``fwd_ms_q1`` …
   ``fwd_ms_q3`` (and ``bwd_``, ``step_``), with the width in ``bwd_ms_iqr``, ``fwd_ms_iqr``,
   ``step_ms_iqr``; below 4 repeats the quartiles are the minimum and the maximum.
+- ``backend``: what ran the nodes' loops over T, read from the nodes after the run
+  (:func:`backend_of`): ``torch`` or ``triton`` (NOTE [backends] in :mod:`revsnn.kernels`), both
+  joined by ``+`` when a network mixes them, ``spikingjelly:<implementation>`` for SpikingJelly's
+  node (its CUDA implementation as SpikingJelly reports it, ``cpu`` on CPU).
+- ``compiled``: whether the module ran under ``torch.compile`` (its times then exclude the
+  compilation, which the warmup runs absorb).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ __all__ = [
     "COLUMNS", "SavedBytes", "saved_tensor_bytes", "Case", "measure_cases", "measure",
     "node_case", "measure_node", "measure_nodes", "node_factory", "to_frame", "device_name",
     "is_oom", "parse_dtype", "parse_device", "environment", "failure_row", "step_peak_bytes",
-    "activation_peak_bytes", "LiveStorage",
+    "activation_peak_bytes", "LiveStorage", "backend_of",
 ]
 
 COLUMNS = [
@@ -52,7 +58,7 @@ COLUMNS = [
     "torch_version", "saved_bytes", "saved_input_bytes", "saved_output_bytes", "saved_param_bytes",
     "act_bytes", "peak_bytes", "act_peak_bytes", "cuda_peak_bytes", "fwd_ms", "bwd_ms", "bwd_ms_iqr",
     "step_ms", "fwd_ms_iqr", "step_ms_iqr", "fwd_ms_q1", "fwd_ms_q3", "bwd_ms_q1", "bwd_ms_q3",
-    "step_ms_q1", "step_ms_q3", "repeats", "status", "error",
+    "step_ms_q1", "step_ms_q3", "repeats", "status", "error", "backend", "compiled",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
@@ -390,6 +396,8 @@ def _new_row(case: Case, repeats: int) -> dict:
     row.update(meta)
     row.update(device=str(case.device), device_name=device_name(case.device),
                torch_version=torch.__version__, repeats=repeats, status="ok", error="")
+    row["compiled"] = bool(meta.get("compiled", False))
+    row["backend"] = ""
     return row
 
 
@@ -409,6 +417,29 @@ def _fail(case: Case, exc: BaseException):
     case.module = None
     if case.device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def backend_of(module: nn.Module, device) -> str:
+    """What ran the loops over T of ``module``'s nodes in its last forward (see ``backend`` in
+    the module docstring)."""
+    seen = []
+    for m in module.modules():
+        name = getattr(m, "last_backend", None)
+        if name is None and type(m).__name__ == "SpikingJellyLIF":
+            name = "spikingjelly:" + _spikingjelly_implementation(torch.device(device))
+        if name is not None and name not in seen:
+            seen.append(name)
+    return "+".join(sorted(seen)) if seen else "torch"
+
+
+def _spikingjelly_implementation(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "cpu"
+    try:
+        from spikingjelly._ops.lif import _selection
+        return str(_selection.diagnostics(device)["implementation"])
+    except Exception as exc:  # noqa: BLE001 - a version without the query: say so in the row
+        return f"unknown ({type(exc).__name__})"
 
 
 def _measure_memory(case: Case, track_memory: bool):
@@ -451,6 +482,7 @@ def _time_once(case: Case, record: bool):
     if record:
         case.fwd.append(tf.ms)
         case.bwd.append(tb.ms)
+    case.row["backend"] = backend_of(case.module, dev)
 
 
 def measure_cases(cases, *, repeats: int = 5, warmup: int = 1, track_memory: bool = True,
@@ -515,8 +547,14 @@ def node_factory(mode, **node_kwargs) -> Callable[[], nn.Module]:
 
 
 def node_case(mode, *, T: int = 8, batch: int = 64, neurons: int = 4096, dtype="float32",
-              device="cpu", **node_kwargs) -> Case:
-    """A :class:`Case` for one node on input ``[T, batch, neurons]`` (inputs N(0, 1.5²))."""
+              device="cpu", backend: str = "auto", compiled: bool = False,
+              **node_kwargs) -> Case:
+    """A :class:`Case` for one node on input ``[T, batch, neurons]`` (inputs N(0, 1.5²)).
+
+    ``backend`` is passed to nodes that take it (:attr:`revsnn.strategy.Preset.backends`; the
+    others run PyTorch, and the row's ``backend`` column says what ran); ``compiled`` wraps the
+    node in ``torch.compile``.
+    """
     from ..strategy import parse
     preset = parse(mode, command="nodes")
     for name, val in (("T", T), ("batch", batch), ("neurons", neurons)):
@@ -524,7 +562,13 @@ def node_case(mode, *, T: int = 8, batch: int = 64, neurons: int = 4096, dtype="
             raise ValueError(f"{name} must be >= 1, got {val}")
     tdtype = parse_dtype(dtype)
     dev = torch.device(device)
-    build = node_factory(preset.name, **node_kwargs)
+    if backend in preset.backends and backend != "auto":
+        node_kwargs["backend"] = backend
+    make = node_factory(preset.name, **node_kwargs)
+
+    def build():
+        node = make()
+        return torch.compile(node) if compiled else node
 
     def make_input():
         g = torch.Generator(device="cpu").manual_seed(1)
@@ -533,7 +577,8 @@ def node_case(mode, *, T: int = 8, batch: int = 64, neurons: int = 4096, dtype="
 
     return Case(lambda: build().to(dev), make_input, device=dev, kind="node", mode=preset.name,
                 label=preset.label, arch="node", T=T, batch=batch,
-                shape=f"[{T}, {batch}, {neurons}]", dtype=str(tdtype).replace("torch.", ""))
+                shape=f"[{T}, {batch}, {neurons}]", dtype=str(tdtype).replace("torch.", ""),
+                compiled=bool(compiled))
 
 
 def measure_node(mode, *, repeats: int = 5, warmup: int = 1, track_memory: bool = True,
@@ -544,12 +589,19 @@ def measure_node(mode, *, repeats: int = 5, warmup: int = 1, track_memory: bool 
 
 
 def measure_nodes(modes, *, Ts=(8,), batches=(64,), neurons: int = 4096, repeats: int = 5,
-                  warmup: int = 1, track_memory: bool = True, on_row=None, **kw) -> list:
-    """One row per (T, batch, mode); for each (T, batch) all modes are timed side by side."""
+                  warmup: int = 1, track_memory: bool = True, on_row=None,
+                  compile_modes=(False,), backends=("auto",), **kw) -> list:
+    """One row per (T, batch, mode, backend, compiled); for each (T, batch) every combination is
+    timed side by side. ``compile_modes``: ``(False,)``, ``(True,)`` or both; ``backends``: node
+    backends to run each mode on (a mode without kernels runs once, on PyTorch)."""
+    from ..strategy import parse
     rows = []
     for T in Ts:
         for batch in batches:
-            cases = [node_case(m, T=T, batch=batch, neurons=neurons, **kw) for m in modes]
+            cases = [node_case(m, T=T, batch=batch, neurons=neurons, compiled=c, backend=b, **kw)
+                     for m in modes
+                     for b in ([x for x in backends if x in parse(m).backends] or ["auto"])
+                     for c in compile_modes]
             rows += measure_cases(cases, repeats=repeats, warmup=warmup,
                                   track_memory=track_memory, on_row=on_row)
     return rows

@@ -13,7 +13,13 @@ Ratios printed per block:
 - fused backward / LIF BPTT backward = fused bwd / bptt bwd;
 - ReversibleLIF saved-bytes reduction = baseline saved / ReversibleLIF saved. The standard node keeps
   3 tensors per neuron-step, ReversibleLIF one final membrane per neuron, so the expected value is 3T
-  (times itemsize(dtype) / itemsize(state dtype) where the states are kept wider than the input).
+  (times itemsize(dtype) / itemsize(state dtype) where the states are kept wider than the input);
+- with ``compile="both"``: torch.compile speed-up = eager step / compiled step, per mode (the
+  compilation itself happens in the warmup runs and is not timed).
+
+Every row says which backend ran the node's loops (``backend``: torch, triton, or SpikingJelly's
+implementation) and whether it was compiled; the ratios above are taken between eager rows (or
+between compiled rows when only those were measured).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from .report import (echo, failure_text, fmt_ms, fmt_ratio, format_table, human_
 
 __all__ = [
     "run_node_bench", "baseline_mode", "format_block", "format_summary",
-    "block_ratios", "expected_reduction", "LEGEND",
+    "block_ratios", "expected_reduction", "compile_speedups", "backend_speedups", "primary_rows",
+    "LEGEND", "COMPILE_CHOICES",
 ]
 
 DEFAULT_T = (4, 8, 32)
@@ -47,21 +54,32 @@ LEGEND = (
 _REVERSIBLE_FOR_REDUCTION = ("fused", "revnet")
 
 
+COMPILE_CHOICES = {"eager": (False,), "compiled": (True,), "both": (False, True)}
+"""``compile=`` of :func:`run_node_bench`: which of eager and ``torch.compile`` runs to measure."""
+
+
 def run_node_bench(modes: Sequence[str], *, Ts=DEFAULT_T, batches=DEFAULT_BATCH,
                    neurons: int = DEFAULT_NEURONS, dtypes=("float32",), device="cpu",
                    repeats: int = 5, warmup: int = 1, track_memory: bool = True, out=None,
-                   quiet: bool = False) -> list:
+                   quiet: bool = False, backend="auto", compile: str = "eager") -> list:
     """Measure every mode per (dtype, T, batch), print each block as it finishes, return all rows.
 
-    With ``out``, the file is rewritten after every block, so an interrupted run keeps what it
-    measured.
+    ``backend`` (one name or several, measured side by side) goes to the nodes that take one
+    (NOTE [backends] in :mod:`revsnn.kernels`); ``compile`` is one of :data:`COMPILE_CHOICES`. With ``out``, the file is rewritten after every
+    block, so an interrupted run keeps what it measured.
     """
     import sys
 
     from ..analysis.measure import COLUMNS, measure_nodes
 
+    if compile not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {tuple(COMPILE_CHOICES)}, got {compile!r}")
+    if compile != "eager" and warmup < 1:
+        raise ValueError("compiled runs need warmup >= 1 (the first run compiles)")
+    backends = (backend,) if isinstance(backend, str) else tuple(backend)
     echo(f"revsnn bench nodes: modes {' '.join(modes)}; neurons {neurons}; device {device}; "
-         f"repeats {repeats}, warmup {warmup}", quiet=quiet)
+         f"backend {' '.join(backends)}; {compile}; repeats {repeats}, warmup {warmup}",
+         quiet=quiet)
     echo(LEGEND, quiet=quiet)
     rows: list = []
     for dtype in dtypes:
@@ -71,7 +89,8 @@ def run_node_bench(modes: Sequence[str], *, Ts=DEFAULT_T, batches=DEFAULT_BATCH,
                      quiet=quiet, file=sys.stderr)
                 block = measure_nodes(modes, Ts=(T,), batches=(batch,), neurons=neurons,
                                       repeats=repeats, warmup=warmup, track_memory=track_memory,
-                                      dtype=dtype, device=device)
+                                      dtype=dtype, device=device, backends=backends,
+                                      compile_modes=COMPILE_CHOICES[compile])
                 rows += block
                 echo("\n" + format_block(block, neurons=neurons), quiet=quiet)
                 if out is not None:
@@ -118,10 +137,12 @@ def block_ratios(rows: Sequence[dict]) -> dict:
     ``fused_over_bptt``, ``reduction`` (baseline saved / ReversibleLIF saved), ``reversible``
     (the mode used for it).
     """
-    by_mode = {r["mode"]: r for r in rows}
+    by_mode = primary_rows(rows)
     base = baseline_mode(list(by_mode))
     b = by_mode.get(base) if base else None
-    res: dict = {"baseline": base, "saved_ratio": {}, "bwd_ratio": {}}
+    res: dict = {"baseline": base, "saved_ratio": {}, "bwd_ratio": {},
+                 "compile_speedup": compile_speedups(rows),
+                 "triton_speedup": backend_speedups(rows)}
     for mode, r in by_mode.items():
         ok = is_ok(r) and is_ok(b)
         res["saved_ratio"][mode] = (safe_ratio(b["saved_bytes"], r["saved_bytes"]) if ok
@@ -140,6 +161,45 @@ def block_ratios(rows: Sequence[dict]) -> dict:
     return res
 
 
+def primary_rows(rows: Sequence[dict]) -> dict:
+    """mode → the row the block's ratios use: its first eager row (the first backend asked for),
+    or its first row when it was only measured compiled."""
+    out: dict = {}
+    for r in rows:
+        if r.get("compiled") is not True:
+            out.setdefault(r["mode"], r)
+    for r in rows:
+        out.setdefault(r["mode"], r)
+    return out
+
+
+def _speedups(rows, key, slow, fast) -> dict:
+    pairs: dict = {}
+    for r in rows:
+        pairs.setdefault(r["mode"], {}).setdefault(key(r), r)
+    return {mode: (safe_ratio(p[slow]["step_ms"], p[fast]["step_ms"])
+                   if is_ok(p[slow]) and is_ok(p[fast]) else math.nan)
+            for mode, p in pairs.items() if slow in p and fast in p}
+
+
+def compile_speedups(rows: Sequence[dict]) -> dict:
+    """Per mode measured both eager and compiled (same backend): eager step ms / compiled step
+    ms (NaN when either failed)."""
+    first = primary_rows(rows)
+    same = [r for r in rows if r.get("backend") == first[r["mode"]].get("backend")]
+    return _speedups(same, lambda r: r.get("compiled") is True, False, True)
+
+
+def backend_speedups(rows: Sequence[dict]) -> dict:
+    """Per mode measured eager on both PyTorch and Triton: torch step ms / triton step ms."""
+    eager = [r for r in rows if r.get("compiled") is not True]
+    return _speedups(eager, lambda r: r.get("backend"), "torch", "triton")
+
+
+def _label(r: dict) -> str:
+    return r["label"] + (" (compiled)" if r.get("compiled") is True else "")
+
+
 def _why_missing(by_mode: dict, *modes) -> str:
     reasons = [f"{m}: {failure_text(by_mode[m], 40)}" for m in modes
                if m in by_mode and not is_ok(by_mode[m])]
@@ -152,7 +212,7 @@ def format_block(rows: Sequence[dict], neurons: Optional[int] = None) -> str:
     if not rows:
         return ""
     first = rows[0]
-    by_mode = {r["mode"]: r for r in rows}
+    by_mode = primary_rows(rows)
     ratios = block_ratios(rows)
     base = ratios["baseline"]
     base_label = by_mode[base]["label"] if base else "none"
@@ -160,24 +220,25 @@ def format_block(rows: Sequence[dict], neurons: Optional[int] = None) -> str:
     title = (f"T={first['T']}  batch={first['batch']}  {shape}  {first['dtype']}  "
              f"{first['device']} ({first['device_name']})  baseline: {base_label}")
     cuda = any(not is_missing(r.get("cuda_peak_bytes")) for r in rows)
-    headers = ["mode", "saved", "act", "peak"] + (["cuda peak"] if cuda else []) + [
+    headers = ["mode", "backend", "saved", "act", "peak"] + (["cuda peak"] if cuda else []) + [
         "fwd ms", "bwd ms", "saved ratio", "bwd ratio"]
     table = []
     for r in rows:
         if not is_ok(r):
-            table.append([r["label"], failure_text(r)])
+            table.append([_label(r), failure_text(r)])
             continue
-        sr = ratios["saved_ratio"][r["mode"]]
-        sr_text = fmt_ratio(sr)
-        if r["saved_bytes"] == 0 and base is not None and is_ok(by_mode[base]):
+        own = by_mode.get(r["mode"]) is r
+        sr = ratios["saved_ratio"][r["mode"]] if own else math.nan
+        sr_text = fmt_ratio(sr) if own else "–"
+        if own and r["saved_bytes"] == 0 and base is not None and is_ok(by_mode[base]):
             sr_text = "∞ (saves 0 B)"
-        table.append([r["label"], human_bytes(r["saved_bytes"]), human_bytes(r["act_bytes"]),
-                      human_bytes(r["peak_bytes"])]
+        table.append([_label(r), str(r.get("backend") or "?"), human_bytes(r["saved_bytes"]),
+                      human_bytes(r["act_bytes"]), human_bytes(r["peak_bytes"])]
                      + ([human_bytes(r.get("cuda_peak_bytes"))] if cuda else [])
                      + [fmt_ms(r["fwd_ms"]), fmt_ms(r["bwd_ms"], r["bwd_ms_iqr"]), sr_text,
-                        fmt_ratio(ratios["bwd_ratio"][r["mode"]])])
+                        fmt_ratio(ratios["bwd_ratio"][r["mode"]]) if own else "–"])
     lines = [title, format_table(headers, table, align="<" + ">" * (len(headers) - 1))]
-    for r in rows:
+    for r in by_mode.values():
         if is_ok(r) and r["saved_bytes"] == 0:
             kept = [f"{human_bytes(r[k])} shared with its {what}"
                     for k, what in (("saved_input_bytes", "input"), ("saved_output_bytes", "output"))
@@ -198,6 +259,13 @@ def format_block(rows: Sequence[dict], neurons: Optional[int] = None) -> str:
         _, formula = expected_reduction(int(first["T"]), str(first["dtype"]))
         ratio_line(f"ReversibleLIF saved-bytes reduction vs {base_label}", "reduction", rev, base,
                    suffix=f" ({formula})")
+    labels = {r["mode"]: r["label"] for r in rows}
+    for key, text in (("triton_speedup", "Triton kernels vs PyTorch loops (torch step / triton "
+                                         "step)"),
+                      ("compile_speedup", "torch.compile speed-up (eager step / compiled step)")):
+        if ratios[key]:
+            lines.append(f"{text}: " + ", ".join(f"{labels[m]} {fmt_ratio(v)}"
+                                                 for m, v in ratios[key].items()))
     return "\n".join(lines)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..bench.nodes import DEFAULT_BATCH, DEFAULT_NEURONS, DEFAULT_T, run_node_bench
+from ..bench.nodes import (COMPILE_CHOICES, DEFAULT_BATCH, DEFAULT_NEURONS, DEFAULT_T,
+                           run_node_bench)
+from ..kernels import BACKENDS
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
                       add_output_arguments, add_timing_arguments, check_timing_arguments,
                       output_path, parse_modes, positive_int, resolve_device)
@@ -24,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dtype_argument(parser)
     add_device_argument(parser)
     add_modes_argument(parser, "nodes")
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=["auto"],
+                        help="what runs the reversible and binary nodes' loops over T: auto "
+                             "(Triton on CUDA when installed, else PyTorch), torch or triton; "
+                             "several are measured side by side; the other nodes run PyTorch; "
+                             "rows record what ran (default: auto)")
+    parser.add_argument("--compile", choices=tuple(COMPILE_CHOICES), default="eager",
+                        help="measure the nodes eager, under torch.compile, or both side by side "
+                             "(prints the compiled speed-up; default: eager)")
     add_timing_arguments(parser, repeats=5, per="mode")
     add_output_arguments(parser)
 
@@ -40,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args)
     run_node_bench(modes, Ts=args.T, batches=args.batch, neurons=args.neurons,
                    dtypes=args.dtype, device=device, repeats=args.repeats, warmup=args.warmup,
-                   track_memory=args.track_memory, out=out, quiet=args.quiet)
+                   track_memory=args.track_memory, out=out, quiet=args.quiet,
+                   backend=args.backend, compile=args.compile)
     return 0

@@ -166,14 +166,14 @@ def binary_step_inverse(s: torch.Tensor, r: torch.Tensor, v_next: torch.Tensor, 
     """Invert one step (E6.1–E6.3): ``(S, R, V', x̂) -> (V, H, bad)``.
 
     ``bad`` counts elements where (E6.2) left a remainder (impossible unless the inputs differ from
-    the forward's).
+    the forward's): 0, or a 0-d tensor for τ > 2.
     """
     h = torch.add(v_next, s, alpha=p.theta)                # (E6.1)
     num = torch.sub(x, h).sub_(r).add_(p.half)             # (E6.2): (τ − 1)·m
     if p.tau == 2:
         return num.neg_().add_(h), h, 0                    # (E6.3): V = H − m
     m = torch.div(num, p.tau - 1, rounding_mode="floor")
-    bad = int(num.sub_(m * (p.tau - 1)).count_nonzero())
+    bad = num.sub_(m * (p.tau - 1)).count_nonzero()        # a 0-d tensor: read on the host later
     return m.neg_().add_(h), h, bad                        # (E6.3)
 
 
@@ -226,6 +226,8 @@ def _integer_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool = Tru
 
 def _narrow(v: torch.Tensor) -> torch.Tensor:
     """V_T as int16 when it fits (|V| < 2^(15 − F), e.g. |V| < 8 at F = 12), else int32."""
+    if torch.compiler.is_compiling():   # a dtype chosen by the data cannot be in a graph
+        return v
     if v.numel() and int(v.abs().max()) < 2 ** 15:
         return v.to(torch.int16)
     return v
@@ -254,10 +256,12 @@ def _step_vjp(h: torch.Tensor, gs: torch.Tensor, gv: Optional[torch.Tensor],
     """(E6.4) for one step: writes H̄ = S̄·d + V̄'·(1 − θd) into ``out``; returns V̄ = H̄·(1 − 1/τ)
     (the caller scales all H̄ by 1/τ into X̄ at the end)."""
     d = p.surrogate.derivative(h.to(gs.dtype).mul_(p.grid).sub_(p.theta_float))  # σ'(Hδ − θ)
+    # one rounding per operation (NOTE [one rounding per operation] in .reversible): no addcmul
+    # or alpha=, so the Triton kernel repeats these roundings exactly
     if gv is None:                                                              # V̄_T = 0
         torch.mul(gs, d, out=out)
     else:
-        torch.addcmul(gv, d, torch.add(gs, gv, alpha=-p.theta_float), out=out)  # V̄' + d(S̄ − θV̄')
+        torch.add(gv, d.mul_(torch.sub(gs, gv * p.theta_float)), out=out)      # V̄' + d(S̄ − θV̄')
     return out * (1.0 - 1.0 / p.tau)
 
 
@@ -298,8 +302,11 @@ def node_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: Bina
             flips += (h >= p.theta).ne_(_unpack_rows(trace.spikes[t:t + 1], n)[0]).sum()
         gv = _step_vjp(h, gsf[t], gv, p, out=gx[t])                             # (E6.4)
     if charges is None:
-        v0_err = int(v.abs().max())
-    return gx.mul_(1.0 / p.tau).view(z.shape), (v0_err, int(flips), bad)        # X̄ = H̄/τ
+        v0_err = v.abs().max()
+    diagnostics = (v0_err, flips, bad)
+    if not torch.compiler.is_compiling():  # a graph keeps them as tensors (NOTE [compiled nodes])
+        diagnostics = tuple(int(d) for d in diagnostics)
+    return gx.mul_(1.0 / p.tau).view(z.shape), diagnostics                      # X̄ = H̄/τ
 
 
 def reference_step(z: torch.Tensor, v: torch.Tensor, p: BinaryLIFParams):

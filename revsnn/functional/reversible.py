@@ -265,6 +265,12 @@ def fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
 
     The same equations as :func:`rev_step_inverse` + :func:`rev_step_vjp`, written with in-place
     operations on whole-step tensors; ``tests/test_reversible.py`` checks it against both.
+
+    NOTE [one rounding per operation]: every product with a scalar that is not exact (θ·V̄, a·H̄,
+    β·H̄) is its own multiplication, never an ``alpha=`` argument, which PyTorch may fuse into one
+    rounding (an FMA) on some paths and not on others. Each operation then rounds once, in this
+    order, on every device, and the Triton kernel (:mod:`revsnn.kernels`) repeats the same
+    operations in the same order: its gradients are bit-equal to these.
     """
     th, sc, a, b = p.v_threshold, p.spike_scale, p.coupling, p.input_scale
     gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
@@ -281,13 +287,13 @@ def fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
         v1 = torch.sub(h1, u1).add_(_qmul(v2, a, p))                      # (E3.4)
         gy1, gy2 = _split(gy[t].to(cd))
         d2 = p.surrogate.derivative(h2 - th)
-        gh2 = torch.mul(gy2, sc).sub_(gv2, alpha=th).mul_(d2).add_(gv2)   # (E4.1)
-        gv1 = torch.add(gv1, gh2, alpha=a)                                # (E4.2)
+        gh2 = torch.mul(gy2, sc).sub_(gv2 * th).mul_(d2).add_(gv2)        # (E4.1)
+        gv1 = torch.add(gv1, gh2 * a)                                     # (E4.2)
         d1 = p.surrogate.derivative(h1 - th)
-        gh1 = torch.mul(gy1, sc).sub_(gv1, alpha=th).mul_(d1).add_(gv1)   # (E4.3)
-        gx[t, :, :c] = torch.add(gy1, gh1, alpha=b)                       # (E4.4)
-        gx[t, :, c:] = torch.add(gy2, gh2, alpha=b)                       # (E4.2)
-        gv1, gv2 = gh1, gh2.sub_(gh1, alpha=a)
+        gh1 = torch.mul(gy1, sc).sub_(gv1 * th).mul_(d1).add_(gv1)        # (E4.3)
+        gx[t, :, :c] = torch.add(gy1, gh1 * b)                            # (E4.4)
+        gx[t, :, c:] = torch.add(gy2, gh2 * b)                            # (E4.2)
+        gv1, gv2 = gh1, gh2.sub_(gh1 * a)
     return gx, v1, v2, gv1, gv2, None
 
 

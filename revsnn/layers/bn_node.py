@@ -14,9 +14,8 @@ from torch import nn
 from ..functional.bn_inverse import (RESIDUAL_TOLERANCE, decode_node_input, encode_residual,
                                      residual_bits, residual_step)
 # The node's backward walks are shared with the node, not copied (one backward per algorithm).
-from ..functional.reversible import fused_walk, revnet_walk
 from ..nodes.base import check_drift
-from ..nodes.reversible import DRIFT_CAUSE, ReversibleLIF
+from ..nodes.reversible import DRIFT_CAUSE, ReversibleLIF, walk_for
 
 __all__ = ["BNNodeFunction", "apply_bn_node", "can_fuse"]
 
@@ -119,7 +118,7 @@ class BNNodeFunction(torch.autograd.Function):
         p, cd = node.params(y.dtype), node.compute_dtype(y.dtype)
         if gy is None:
             gy = torch.zeros_like(y)
-        walk = fused_walk if node.backward_algorithm == "fused" else revnet_walk
+        walk = walk_for(node.backward_algorithm, node.backend_for(y))
         zeros = torch.zeros_like(v1)
         gz, v1_0, v2_0, _, _, flips = walk(y, gy, v1, v2, zeros, zeros.clone(), p, cd, y.dtype)
         del gy

@@ -55,16 +55,18 @@ import torch
 from torch import nn
 
 from ..functional.binary import (BINARY_BACKWARD_ALGORITHMS, RECONSTRUCT_MODES, BinaryLIFParams,
-                                 BinaryTrace, _integer_forward, _reference_forward, _to_grid,
-                                 _unpack_remainder, _unpack_rows, binary_step_inverse,
+                                 BinaryTrace, _integer_forward, _narrow, _reference_forward,
+                                 _to_grid, _unpack_remainder, _unpack_rows, binary_step_inverse,
                                  node_backward, pack_spikes, unpack_spikes)
 from ..functional.quantize import SIGNIFICAND_BITS
+from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
 from .base import (ON_DRIFT, ReconstructionError, SpikingNode, Stored, check_choice, check_drift,
-                   check_exact_range, check_sequence)
+                   check_sequence)
+from .compiled import assert_reconstructed, exact_range_guard
 from .recompute import capture_rng, frozen_running_stats, replay_rng, reset_neuron_states, uses_rng
 
-__all__ = ["BinaryReversibleLIF", "DRIFT_CAUSE"]
+__all__ = ["BinaryReversibleLIF", "DRIFT_CAUSE", "integer_forward", "fused_backward"]
 
 _PACKED_ATTR = "_revsnn_packed_spikes"
 
@@ -92,7 +94,7 @@ def _check_range(x: torch.Tensor, p: BinaryLIFParams, who: str) -> None:
     """The exact-range guard for this node: the integer path needs |X|/δ < 2^30, the float
     reference < 2^(significand bits − 2)."""
     bound = 2.0 ** (min(30, SIGNIFICAND_BITS[x.dtype] - 2) - p.grid_bits)
-    check_exact_range(x, bound, who=who, grid_bits=p.grid_bits,
+    exact_range_guard(x, bound, who=who, grid_bits=p.grid_bits,
                       remedy="normalise the input (e.g. BatchNorm) or lower grid_bits")
 
 
@@ -101,11 +103,34 @@ DRIFT_CAUSE = ("the recomputed input differs from the forward's (non-determinist
 """Why a binary node's reconstruction fails, for the drift guard's message."""
 
 
-def _drift(v0_err: int, flips: int, bad: int, on_drift: str) -> None:
+def _drift(v0_err, flips, bad, on_drift: str) -> None:
     """The drift guard of a binary walk (:func:`revsnn.nodes.base.check_drift`) on the diagnostics of
-    :func:`revsnn.functional.binary.node_backward`."""
-    check_drift("BinaryReversibleLIF", on_drift, flips=int(flips), state_error=v0_err,
-                inexact=bad, unit=" grid steps", cause=DRIFT_CAUSE)
+    :func:`revsnn.functional.binary.node_backward` (in a graph: NOTE [compiled nodes])."""
+    if torch.compiler.is_compiling():
+        if on_drift != "ignore":
+            assert_reconstructed(torch.as_tensor(v0_err) + flips + bad, "BinaryReversibleLIF",
+                                 DRIFT_CAUSE)
+        return
+    check_drift("BinaryReversibleLIF", on_drift, flips=int(flips), state_error=int(v0_err),
+                inexact=int(bad), unit=" grid steps", cause=DRIFT_CAUSE)
+
+
+def integer_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool, backend: str):
+    """The integer forward over all T steps on ``backend`` (as resolved by
+    :meth:`BinaryReversibleLIF.backend_for`): ``(spikes, trace)``, bit-equal on both."""
+    if backend == "triton":
+        from ..kernels.fused import binary_forward
+        spikes, trace = binary_forward(z, p, remainders)
+        return spikes, trace._replace(v_final=_narrow(trace.v_final))
+    return _integer_forward(z, p, remainders=remainders)
+
+
+def fused_backward(z, trace: BinaryTrace, gs, p: BinaryLIFParams, reconstruct: str, backend: str):
+    """:func:`revsnn.functional.binary.node_backward` on ``backend`` (bit-equal on both)."""
+    if backend == "triton":
+        from ..kernels.fused import binary_backward
+        return binary_backward(z, trace, gs, p, reconstruct)
+    return node_backward(z, trace, gs, p, reconstruct)
 
 
 def _run_synapse(synapse: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -121,16 +146,18 @@ class _BinaryLIFFunction(torch.autograd.Function):
     and V_T: NOTE [what is stored, and where the input comes from]."""
 
     @staticmethod
-    def forward(x, packed_in, rng_cpu, rng_cuda, p, synapse, reconstruct, on_drift, *params):
+    def forward(x, packed_in, rng_cpu, rng_cuda, p, synapse, reconstruct, on_drift, backend,
+                *params):
         # detached: module hooks (e.g. MemTracker's) must not see a grad-requiring input here
         z = _run_synapse(synapse, x.detach())
         _check_range(z, p, "BinaryReversibleLIF")
-        spikes, trace = _integer_forward(z, p, remainders=reconstruct == "reverse")
+        spikes, trace = integer_forward(z, p, reconstruct == "reverse", backend)
         return spikes, trace.spikes, trace.remainders, trace.v_final
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, packed_in, rng_cpu, rng_cuda, p, synapse, reconstruct, on_drift, *params = inputs
+        x, packed_in, rng_cpu, rng_cuda, p, synapse, reconstruct, on_drift, backend, *params = \
+            inputs
         _, packed, rem, v = output
         ctx.mark_non_differentiable(packed, rem, v)
         source = packed_in if packed_in is not None else x
@@ -142,6 +169,7 @@ class _BinaryLIFFunction(torch.autograd.Function):
         ctx.has_cuda_rng = rng_cuda is not None
         ctx.x_meta = (tuple(x.shape), x.dtype)
         ctx.p, ctx.synapse, ctx.reconstruct, ctx.on_drift = p, synapse, reconstruct, on_drift
+        ctx.backend = backend
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -166,10 +194,10 @@ class _BinaryLIFFunction(torch.autograd.Function):
                 leaf = x.detach().requires_grad_(want_x)
                 z = _run_synapse(synapse, leaf)
         gs = torch.zeros_like(z) if gs is None else gs
-        gz, diagnostics = node_backward(z.detach(), BinaryTrace(*trace), gs, ctx.p,
-                                        ctx.reconstruct)
+        gz, diagnostics = fused_backward(z.detach(), BinaryTrace(*trace), gs, ctx.p,
+                                         ctx.reconstruct, ctx.backend)
         _drift(*diagnostics, ctx.on_drift)
-        nones = (None,) * 7
+        nones = (None,) * 8
         if synapse is None:
             return (gz, *nones)
         wrt = ([leaf] if want_x else []) + params
@@ -197,6 +225,11 @@ class BinaryReversibleLIF(SpikingNode):
             back from V_T with the stored remainders, MacKay et al.) or ``"replay"`` (re-run the
             integer forward from V_0 = 0; stores neither R nor V_T). See NOTE [replay].
         on_drift: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` when the walk back disagrees.
+        backend: what runs the loops over T: ``"auto"`` (default: the Triton kernels for CUDA
+            tensors when installed, else PyTorch), ``"torch"`` or ``"triton"`` (NOTE [backends]
+            in :mod:`revsnn.kernels`; bit-equal results). The integer forward (with the bit
+            packing) and the fused backward (reverse and replay) have kernels; the synapse a
+            :class:`BinarySpikingUnit` recomputes stays PyTorch's.
 
     ``node(x, return_state=True)`` also returns V_T in grid units (``None`` after a training call
     with ``reconstruct="replay"``, which keeps nothing per neuron), as every node of the protocol
@@ -210,14 +243,20 @@ class BinaryReversibleLIF(SpikingNode):
     True
     """
 
-    HYPERPARAMETERS = frozenset({"tau", "v_threshold", "surrogate", "on_drift"})
+    HYPERPARAMETERS = frozenset({"tau", "v_threshold", "surrogate", "on_drift", "backend"})
     """The hyperparameters shared with the other node families that this node takes (its
     ``grid_bits`` means the membrane grid, not ReversibleLIF's input grid, so it is not shared)."""
 
     def __init__(self, tau: int = 2, v_threshold: float = 1.0,
                  surrogate: Optional[Surrogate] = None, grid_bits: int = 12,
-                 backward: str = "fused", reconstruct: str = "reverse", on_drift: str = "raise"):
+                 backward: str = "fused", reconstruct: str = "reverse", on_drift: str = "raise",
+                 backend: str = "auto"):
         super().__init__()
+        check_choice("BinaryReversibleLIF", "backend", backend, BACKENDS)
+        if backend == "triton" and backward == "autograd":
+            raise ValueError("BinaryReversibleLIF: backward='autograd' (plain BPTT, the "
+                             "reference) runs on PyTorch only; backend='triton' needs "
+                             "backward='fused'")
         check_choice("BinaryReversibleLIF", "reconstruct", reconstruct, RECONSTRUCT_MODES)
         if int(tau) != tau or tau < 2:
             raise ValueError(f"BinaryReversibleLIF: tau must be an integer >= 2, got {tau!r}")
@@ -233,6 +272,16 @@ class BinaryReversibleLIF(SpikingNode):
         self.surrogate = surrogate or Sigmoid()
         self.backward_algorithm, self.on_drift = backward, on_drift
         self.reconstruct = reconstruct
+        self.backend = backend
+        self.last_backend: Optional[str] = None
+        """The backend the last forward ran on (``"torch"`` or ``"triton"``), for measurements."""
+
+    def backend_for(self, x: torch.Tensor) -> str:
+        """``"torch"`` or ``"triton"``: what runs this node's loops over T for input ``x``."""
+        unsupported = ("backward='autograd' runs on PyTorch only"
+                       if self.backward_algorithm == "autograd"
+                       else unsupported_reason(self.surrogate, x.dtype))
+        return resolve_backend("BinaryReversibleLIF", self.backend, x, unsupported)
 
     def params(self) -> BinaryLIFParams:
         theta = round(self.v_threshold * 2 ** self.grid_bits)
@@ -301,6 +350,7 @@ class BinaryReversibleLIF(SpikingNode):
             s = _unpack_rows(trace.spikes[t].unsqueeze(0), n)[0]
             r = _unpack_remainder(trace.remainders[t], n)
             v, _, bad = binary_step_inverse(s, r, v, _to_grid(x[t].reshape(-1), p), p)
+            bad = int(bad)
             if bad:
                 raise ReconstructionError(f"BinaryReversibleLIF.inverse: step {t} does not invert "
                                           f"({bad} inexact divisions): trace and input disagree")
@@ -310,7 +360,7 @@ class BinaryReversibleLIF(SpikingNode):
     def extra_repr(self) -> str:
         return (f"tau={self.tau}, v_threshold={self.v_threshold}, grid_bits={self.grid_bits}, "
                 f"surrogate={self.surrogate!r}, backward={self.backward_algorithm!r}, "
-                f"reconstruct={self.reconstruct!r}")
+                f"reconstruct={self.reconstruct!r}, backend={self.backend!r}")
 
 
 def _is_binary(x: torch.Tensor) -> bool:
@@ -322,6 +372,8 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
     """Run (synapse +) node with the node's backward algorithm; attaches the packed spikes.
     Returns ``(spikes, V_T in grid units or None)``."""
     p = node.params()
+    backend = node.backend_for(x)
+    node.last_backend = backend
     if node.backward_algorithm == "autograd":
         z = _run_synapse(synapse, x)
         _check_range(z, p, "BinaryReversibleLIF")
@@ -332,11 +384,12 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
         with torch.no_grad():
             z = _run_synapse(synapse, x)
             _check_range(z, p, "BinaryReversibleLIF")
-            spikes, trace = _integer_forward(z, p)
+            spikes, trace = integer_forward(z, p, True, backend)
         _attach_packed(spikes, trace.spikes)
         return spikes, trace.v_final
     packed_in = None
-    if synapse is not None:
+    if synapse is not None and not torch.compiler.is_compiling():
+        # packing the input needs a look at its values; a graph keeps it by reference instead
         packed_in = _packed_of(x)
         if packed_in is None and pack_input and _is_binary(x.detach()):
             packed_in = pack_spikes(x.detach())
@@ -344,7 +397,8 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
     if synapse is not None and synapse.training and uses_rng(synapse):
         rng_cpu, rng_cuda = capture_rng(x.device)
     spikes, packed, _, v = _BinaryLIFFunction.apply(x, packed_in, rng_cpu, rng_cuda, p, synapse,
-                                                    node.reconstruct, node.on_drift, *params)
+                                                    node.reconstruct, node.on_drift, backend,
+                                                    *params)
     _attach_packed(spikes, packed)
     # replaying keeps nothing per neuron: do not hand out (and so keep alive) V_T either
     return spikes, (v if node.reconstruct == "reverse" else None)

@@ -26,11 +26,12 @@ from ..functional.quantize import SIGNIFICAND_BITS, quantize
 from ..functional.reversible import (_GRID_BITS, BACKWARD_ALGORITHMS, RevLIFParams, _split,
                                      autograd_forward, count_flips, default_grid_bits,
                                      forward_loop, fused_walk, rev_step_inverse, revnet_walk)
+from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
-from .base import (ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_exact_range,
-                   check_sequence)
+from .base import ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_sequence
+from .compiled import assert_reconstructed, exact_range_guard
 
-__all__ = ["ReversibleLIF", "DRIFT_CAUSE"]
+__all__ = ["ReversibleLIF", "DRIFT_CAUSE", "run_forward", "walk_for"]
 
 
 DRIFT_CAUSE = ("the saved output was modified in place or cast, or values left the exact range "
@@ -39,22 +40,45 @@ DRIFT_CAUSE = ("the saved output was modified in place or cast, or values left t
 """Why a reversible node's reconstruction fails, for the drift guard's message."""
 
 
+def run_forward(x, v1, v2, p: RevLIFParams, cd: torch.dtype, backend: str):
+    """The graph-free forward over all T steps on ``backend`` (``"torch"`` or ``"triton"``, as
+    resolved by :meth:`ReversibleLIF.backend_for`): ``(Y, V₁_T, V₂_T)``, bit-equal on both."""
+    if backend == "triton":
+        from ..kernels.fused import rev_forward
+        return rev_forward(x, v1, v2, p, cd)
+    return forward_loop(x, v1, v2, p, cd)
+
+
+def walk_for(algo: str, backend: str):
+    """The backward walk of ``algo`` (``"fused"`` or ``"revnet"``) on ``backend``: the fused walk
+    has a Triton kernel (bit-equal, NOTE [backends] in :mod:`revsnn.kernels`); the RevNet walk
+    re-runs each step under autograd and stays on PyTorch."""
+    if algo != "fused":
+        return revnet_walk
+    if backend == "triton":
+        from ..kernels.fused import rev_fused_walk
+        return rev_fused_walk
+    return fused_walk
+
+
 class _ReversibleLIFFunction(torch.autograd.Function):
     """One autograd node over all T steps. Saves Y and the final (V₁, V₂) only: see NOTE above."""
 
     @staticmethod
-    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype):
-        return forward_loop(x, v1_0, v2_0, p, compute_dtype)
+    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, given_state):
+        return run_forward(x, v1_0, v2_0, p, compute_dtype, backend)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, v1_0, v2_0, p, algo, on_drift, compute_dtype = inputs
+        x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, given_state = inputs
         y, v1, v2 = output
-        explicit_init = ctx.needs_input_grad[1] or ctx.needs_input_grad[2] or bool(
-            v1_0.count_nonzero() or v2_0.count_nonzero())
+        # an initial state passed in is kept (its gradient and the drift check need it); from
+        # rest it is zero and not kept. Decided by the call, not by the values, so that no
+        # data-dependent branch breaks a torch.compile graph.
+        explicit_init = given_state or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         ctx.save_for_backward(y, v1, v2, *((v1_0, v2_0) if explicit_init else ()))
         ctx.params, ctx.algo, ctx.on_drift, ctx.compute_dtype = p, algo, on_drift, compute_dtype
-        ctx.x_dtype = x.dtype
+        ctx.x_dtype, ctx.backend = x.dtype, backend
         ctx.set_materialize_grads(False)  # unused final-state outputs get None, not zero tensors
 
     @staticmethod
@@ -65,18 +89,22 @@ class _ReversibleLIFFunction(torch.autograd.Function):
         gy = torch.zeros_like(y) if gy is None else gy
         gv1 = torch.zeros_like(v1) if gv1 is None else gv1
         gv2 = torch.zeros_like(v2) if gv2 is None else gv2
-        walk = fused_walk if ctx.algo == "fused" else revnet_walk
+        walk = walk_for(ctx.algo, ctx.backend)
         v1_T, v2_T = v1, v2
         gx, v1, v2, gv1, gv2, flips = walk(y, gy, v1, v2, gv1, gv2, p, cd, ctx.x_dtype)
         if ctx.on_drift != "ignore":
             v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
-            state_err = float(torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max()))
+            err = torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max())
+            if torch.compiler.is_compiling():            # NOTE [compiled nodes]
+                assert_reconstructed(err, "ReversibleLIF", DRIFT_CAUSE)
+                return gx, gv1, gv2, None, None, None, None, None, None
+            state_err = float(err)
             if state_err != 0.0 or (flips is not None and int(flips) != 0):
                 if flips is None:  # the fused walk does not count them: diagnose now, off the hot path
                     flips = count_flips(y, v1_T, v2_T, p, cd)
                 check_drift("ReversibleLIF", ctx.on_drift, flips=int(flips),
                             state_error=state_err, cause=DRIFT_CAUSE)
-        return gx, gv1, gv2, None, None, None, None
+        return gx, gv1, gv2, None, None, None, None, None, None
 
 
 class ReversibleLIF(SpikingNode):
@@ -96,6 +124,10 @@ class ReversibleLIF(SpikingNode):
         backward: ``"fused"`` (default), ``"revnet"`` or ``"autograd"`` (see NOTE [backward algorithms]).
         grid_bits: fractional bits Q of the fixed-point grid; default by dtype (fp32: 12, fp64: 24).
         on_drift: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` when reconstruction fails.
+        backend: what runs the loops over T: ``"auto"`` (default: the Triton kernels for CUDA
+            tensors when installed, else PyTorch), ``"torch"`` or ``"triton"`` (NOTE [backends]
+            in :mod:`revsnn.kernels`; bit-equal results). The forward and the fused backward have
+            kernels; the RevNet backward and plain autograd run on PyTorch.
 
     >>> import torch
     >>> node = ReversibleLIF()
@@ -109,14 +141,19 @@ class ReversibleLIF(SpikingNode):
     """
 
     HYPERPARAMETERS = frozenset({"tau", "decay_input", "v_threshold", "surrogate", "coupling",
-                                 "spike_scale", "grid_bits", "on_drift"})
+                                 "spike_scale", "grid_bits", "on_drift", "backend"})
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, coupling: Optional[float] = None,
                  spike_scale: Optional[float] = None, decay_input: bool = True,
                  surrogate: Optional[Surrogate] = None, backward: str = "fused",
-                 grid_bits: Optional[int] = None, on_drift: str = "raise"):
+                 grid_bits: Optional[int] = None, on_drift: str = "raise", backend: str = "auto"):
         super().__init__()
         check_choice("ReversibleLIF", "backward", backward, BACKWARD_ALGORITHMS)
+        check_choice("ReversibleLIF", "backend", backend, BACKENDS)
+        if backend == "triton" and backward == "autograd":
+            raise ValueError("ReversibleLIF: backward='autograd' (plain BPTT, the reference) runs "
+                             "on PyTorch only; backend='triton' needs backward='fused' or "
+                             "'revnet'")
         check_choice("ReversibleLIF", "on_drift", on_drift, ON_DRIFT)
         if not tau > 1.0:
             raise ValueError(f"ReversibleLIF: tau must be > 1, got {tau!r}")
@@ -135,8 +172,18 @@ class ReversibleLIF(SpikingNode):
         self.backward_algorithm = backward
         self.grid_bits = grid_bits
         self.on_drift = on_drift
+        self.backend = backend
+        self.last_backend: Optional[str] = None
+        """The backend the last forward ran on (``"torch"`` or ``"triton"``), for measurements."""
 
     invertible = True
+
+    def backend_for(self, x: torch.Tensor) -> str:
+        """``"torch"`` or ``"triton"``: what runs this node's loops over T for input ``x``."""
+        unsupported = ("backward='autograd' runs on PyTorch only"
+                       if self.backward_algorithm == "autograd"
+                       else unsupported_reason(self.surrogate, x.dtype))
+        return resolve_backend("ReversibleLIF", self.backend, x, unsupported)
 
     @property
     def kind(self) -> str:
@@ -196,18 +243,21 @@ class ReversibleLIF(SpikingNode):
         check_sequence(x, node="ReversibleLIF", even_channels=True)
         if x.dtype not in _GRID_BITS:
             raise ValueError(f"ReversibleLIF: unsupported dtype {x.dtype}")
-        check_exact_range(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
+        exact_range_guard(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
                           grid_bits=self.grid_bits or default_grid_bits(x.dtype),
                           remedy="normalise the input (e.g. BatchNorm), use float64 or lower "
                                  "grid_bits")
         p = self.params(x.dtype)
         cd = self.compute_dtype(x.dtype)
         v1, v2 = self.initial_state(x) if state is None else self._check_state(state, x, cd)
+        backend = self.backend_for(x)
+        self.last_backend = backend
         if self.backward_algorithm == "autograd":
             y, v1, v2 = autograd_forward(x, v1, v2, p, cd)
         else:
             y, v1, v2 = _ReversibleLIFFunction.apply(x, v1, v2, p, self.backward_algorithm,
-                                                     self.on_drift, cd)
+                                                     self.on_drift, cd, backend,
+                                                     state is not None)
         return (y, (v1, v2)) if return_state else y
 
     def _check_state(self, state, x, cd):
@@ -238,4 +288,4 @@ class ReversibleLIF(SpikingNode):
         return (f"tau={self.tau}, v_threshold={self.v_threshold}, coupling={self.coupling}, "
                 f"spike_scale={self.spike_scale}, decay_input={self.decay_input}, "
                 f"surrogate={self.surrogate!r}, backward={self.backward_algorithm!r}, "
-                f"grid_bits={self.grid_bits}")
+                f"grid_bits={self.grid_bits}, backend={self.backend!r}")

@@ -1,0 +1,151 @@
+"""torch.compile: the nodes and the zoo's models trace without graph breaks in the hot path, and a
+compiled CPU training step equals the eager one (NOTE [compiled nodes] in revsnn.nodes.compiled).
+
+What is equal, and how: the nodes' outputs and reconstructed states live on a fixed-point grid, so
+they are bit-equal compiled or not; gradients, BatchNorm and convolutions go through Inductor's own
+kernels (other reduction orders, other ``exp``), so they agree to float32 rounding, not bit for bit.
+"""
+
+import warnings
+
+import pytest
+import torch
+import torch._dynamo as dynamo
+
+from revsnn import LIF, BinaryReversibleLIF, ReversibleLIF
+from revsnn.models import build
+
+pytestmark = pytest.mark.slow
+
+
+def _graph_breaks(fn, *args):
+    dynamo.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = dynamo.explain(fn)(*args)
+    return e.graph_break_count, [str(b.reason).splitlines()[0] for b in e.break_reasons]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ReversibleLIF(),
+    lambda: ReversibleLIF(tau=3.0, v_threshold=0.5),
+    lambda: BinaryReversibleLIF(),
+    lambda: BinaryReversibleLIF(tau=3, reconstruct="replay"),
+    lambda: LIF(),
+], ids=["reversible", "reversible-tau3", "binary", "binary-replay-tau3", "lif"])
+def test_nodes_trace_without_graph_breaks(make, one_thread):
+    node = make()
+    x = torch.randn(4, 2, 8, requires_grad=True)
+    count, reasons = _graph_breaks(lambda x: node(x).sum(), x)
+    assert count == 0, reasons
+
+
+@pytest.mark.parametrize("mode", ["bptt", "fused_nobn"])
+def test_zoo_model_traces_without_graph_breaks(mode, one_thread):
+    model = build("convnet", mode, T=2, seed=0)
+    count, reasons = _graph_breaks(lambda x: model(x).sum(), torch.randn(2, 1, 8, 8))
+    assert count == 0, reasons
+
+
+def test_the_graph_break_check_can_fail(one_thread):
+    def broken(x):
+        return x * float(x.sum())                       # a host read: a graph break
+    assert _graph_breaks(broken, torch.randn(3))[0] == 1
+
+
+@pytest.fixture(scope="module")
+def compiled_nodes():
+    """ReversibleLIF → BinaryReversibleLIF, eager and compiled with fullgraph=True (no break is
+    allowed in forward or backward)."""
+    dynamo.reset()
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(ReversibleLIF(), BinaryReversibleLIF())
+
+    eager, compiled = make(), make()
+    return eager, torch.compile(compiled, fullgraph=True)
+
+
+def _node_step(module, x):
+    x = x.clone().requires_grad_()
+    y = module(x)
+    w = torch.arange(y.numel(), dtype=y.dtype).view_as(y).cos()
+    (y * w).sum().backward()
+    return y.detach(), x.grad
+
+
+def test_compiled_nodes_step_equals_eager(compiled_nodes, one_thread):
+    eager, compiled = compiled_nodes
+    x = torch.randn(4, 2, 8, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y_c, g_c = _node_step(compiled, x)
+    y_e, g_e = _node_step(eager, x)
+    assert y_c.sum() > 0                                 # spikes happened
+    assert torch.equal(y_c, y_e)                         # spikes: bit-equal
+    torch.testing.assert_close(g_c, g_e, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_nodes_keep_the_exact_range_guard(compiled_nodes, one_thread):
+    """Under compile the guard is a graph assertion (no host read): it still refuses."""
+    _, compiled = compiled_nodes
+    x = torch.randn(4, 2, 8)
+    x[1, 0, 0] = 5000.0                                  # |x| >= 2^(24-12-1) - 2ϑ for fp32
+    with pytest.raises(RuntimeError, match="exact range"):
+        _node_step(compiled, x)
+
+
+def test_compiled_zoo_training_step_equals_eager(one_thread):
+    """convnet with the reversible node (fused backward): one SGD step, compiled with
+    fullgraph=True against eager: loss and updated parameters agree to float32 rounding."""
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    results = []
+    for compiled in (False, True):
+        dynamo.reset()
+        model = build("convnet", "fused_nobn", T=2, seed=0)
+        run = torch.compile(model, fullgraph=True) if compiled else model
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss = run(x).square().mean()
+            loss.backward()
+        opt.step()
+        results.append((loss.detach(), [p.detach().clone() for p in model.parameters()]))
+    (loss_e, params_e), (loss_c, params_c) = results
+    torch.testing.assert_close(loss_c, loss_e, rtol=1e-5, atol=1e-7)
+    for a, b in zip(params_c, params_e):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_node_bench_measures_compiled_next_to_eager(one_thread):
+    from revsnn.bench.nodes import format_block, run_node_bench
+
+    dynamo.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = run_node_bench(["bptt"], Ts=(2,), batches=(2,), neurons=8, compile="both",
+                              repeats=1, warmup=1, track_memory=False, quiet=True)
+    assert [(r["mode"], r["compiled"], r["status"]) for r in rows] == [
+        ("bptt", False, "ok"), ("bptt", True, "ok")]
+    assert "torch.compile speed-up (eager step / compiled step): LIF (BPTT)" in format_block(rows)
+
+
+def test_compiled_node_with_the_triton_backend_runs_the_kernels(one_thread):
+    """``backend="triton"`` in a compiled model: the kernels run as calls the compiler does not
+    trace (here under the interpreter) and give the eager kernels' results."""
+    pytest.importorskip("triton", reason="the 'triton' package is not installed")
+    from revsnn import ATan, kernels
+    if not (torch.cuda.is_available() or kernels.interpreting()):
+        pytest.skip("needs CUDA or TRITON_INTERPRET=1")
+    dynamo.reset()
+    x = torch.randn(4, 2, 8, generator=torch.Generator().manual_seed(2))
+    results = []
+    for compiled in (False, True):
+        node = ReversibleLIF(backend="triton", surrogate=ATan())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results.append(_node_step(torch.compile(node) if compiled else node, x))
+        assert node.last_backend == "triton"
+    assert torch.equal(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-6, atol=1e-7)
