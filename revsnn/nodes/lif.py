@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..functional.lif import LIFParams, if_step, lif_step
 from ..surrogate import Sigmoid, Surrogate
-from .base import SpikingNode, Stored, check_sequence
+from .base import SpikingNode, Stored, check_numbers, check_sequence
 
 __all__ = ["LIF", "IF", "Checkpointed"]
 
@@ -88,6 +88,7 @@ class LIF(_MultiStepNode):
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate: Optional[Surrogate] = None,
                  detach_reset: bool = False):
+        check_numbers("LIF", tau=tau, v_threshold=v_threshold, v_reset=v_reset)
         if not tau > 1.0:
             raise ValueError(f"LIF: tau must be > 1, got {tau!r}")
         super().__init__(LIFParams(float(tau), float(v_threshold),
