@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..bench.budget import COLUMNS, budget_search, format_budget_table, parse_bytes
-from ..bench.report import echo, human_bytes, write_rows
+from ..bench.budget import (COLUMNS, budget_search, effective_budget, format_budget_table,
+                            parse_bytes)
+from ..bench.report import ALL_FAILED_EXIT, all_failed, echo, human_bytes, write_rows
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
                       add_network_arguments, add_output_arguments, output_path, parse_modes, positive_int,
                       resolve_device)
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     echo(f"revsnn bench budget: {args.arch} within {human_bytes(budget)}; modes "
          f"{' '.join(modes)}; device {device}", quiet=args.quiet)
+    _, capped = effective_budget(budget, device)
+    if capped:
+        echo(f"note: {capped}; every probe runs under a memory guard", quiet=args.quiet)
     rows = budget_search(args.arch, modes, budget, T=args.T, batch=args.batch,
                          searches=tuple(args.search), image_size=args.image_size,
                          num_classes=args.num_classes, dtype=args.dtype, device=device,
@@ -57,4 +61,14 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         write_rows(rows, out, columns=COLUMNS)
         echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
+    return _exit_code(rows, args.quiet)
+
+def _exit_code(rows, quiet: bool) -> int:
+    """0, or ALL_FAILED_EXIT (with a line on stderr) when every requested row failed."""
+    import sys
+    if all_failed(rows):
+        echo(f"error: every requested measurement failed ({len(rows)} rows: see the table "
+             f"above); exit code {ALL_FAILED_EXIT}", file=sys.stderr)
+        return ALL_FAILED_EXIT
     return 0
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..bench.network import COLUMNS, LEGEND, format_network_table, measure_network
-from ..bench.report import echo, write_rows
+from ..bench.report import ALL_FAILED_EXIT, all_failed, echo, write_rows
 from .options import (add_device_argument, add_dtype_argument, add_modes_argument,
                       add_network_arguments, add_output_arguments, add_timing_arguments, check_timing_arguments,
                       output_path, parse_modes, positive_int, resolve_device)
@@ -55,4 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         write_rows(rows, out, columns=COLUMNS)
         echo(f"\nwrote {len(rows)} rows to {out}", quiet=quiet)
+    return _exit_code(rows, quiet)
+
+def _exit_code(rows, quiet: bool) -> int:
+    """0, or ALL_FAILED_EXIT (with a line on stderr) when every requested row failed."""
+    import sys
+    if all_failed(rows):
+        echo(f"error: every requested measurement failed ({len(rows)} rows: see the table "
+             f"above); exit code {ALL_FAILED_EXIT}", file=sys.stderr)
+        return ALL_FAILED_EXIT
     return 0
+

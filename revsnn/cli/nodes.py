@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..bench.nodes import DEFAULT_BATCH, DEFAULT_NEURONS, DEFAULT_T, run_node_bench
+from ..bench.report import ALL_FAILED_EXIT, all_failed, echo
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
                       add_output_arguments, add_timing_arguments, check_timing_arguments,
                       output_path, parse_modes, positive_int, resolve_device)
@@ -38,7 +39,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--neurons must be even for the reversible node (it splits neurons into "
                          f"two groups), got {args.neurons}")
     out = output_path(args)
-    run_node_bench(modes, Ts=args.T, batches=args.batch, neurons=args.neurons,
+    rows = run_node_bench(modes, Ts=args.T, batches=args.batch, neurons=args.neurons,
                    dtypes=args.dtype, device=device, repeats=args.repeats, warmup=args.warmup,
                    track_memory=args.track_memory, out=out, quiet=args.quiet)
+    return _exit_code(rows, args.quiet)
+
+def _exit_code(rows, quiet: bool) -> int:
+    """0, or ALL_FAILED_EXIT (with a line on stderr) when every requested row failed."""
+    import sys
+    if all_failed(rows):
+        echo(f"error: every requested measurement failed ({len(rows)} rows: see the table "
+             f"above); exit code {ALL_FAILED_EXIT}", file=sys.stderr)
+        return ALL_FAILED_EXIT
     return 0
+
