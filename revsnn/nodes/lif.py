@@ -34,7 +34,9 @@ class _MultiStepNode(SpikingNode):
         super().__init__()
         if params.v_reset is not None and params.v_reset >= params.v_threshold:
             raise ValueError(
-                f"v_reset ({params.v_reset}) must be below v_threshold ({params.v_threshold})")
+                f"{type(self).__name__}: v_reset ({params.v_reset}) must be below v_threshold "
+                f"({params.v_threshold}); raise v_threshold, lower v_reset, or use v_reset=None "
+                f"(soft reset)")
         self.params = params
 
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
