@@ -88,13 +88,13 @@ df = state.shown_table(KIND, "No budget table yet" + (
 
 # a mode that does not fit even at batch 1 / T = 1, or that failed, is named here
 for _, r in df.iterrows():
-    if r.get("status") != "ok":
-        st.error(f"{r['label']} ({r['search']} search): {r['status']}: {r.get('error', '')}")
-    elif r.get("max_value") == 0:
+    if r.get("max_value") == 0:
         fixed = f"T = {r['T']:g}" if r["search"] == "batch" else f"batch = {r['batch']:g}"
         unit = "batch 1" if r["search"] == "batch" else "T = 1"
         st.error(f"{r['label']}: over the budget — even {unit} ({fixed}, {r['arch']}) needs more "
                  f"than {human_bytes(r['budget_bytes'])}.")
+    elif r.get("status") != "ok":
+        st.error(f"{r['label']} ({r['search']} search): {r['status']}: {r.get('error', '')}")
 
 figs = charts.standard_figures(KIND, df)
 for i, (name, fig) in enumerate(figs.items()):

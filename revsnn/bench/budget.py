@@ -283,8 +283,8 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
               else "runs out of memory")
         row["status"] = "oom"
         notes.insert(0, f"the model itself does not fit: one training step at {vary} = 1 {at}, "
-                        f"above the budget {human_bytes(budget)}; give a larger --budget or a "
-                        f"smaller model (--image-size, --T, --batch)")
+                        f"above the budget {human_bytes(budget)}; give a larger budget or a "
+                        f"smaller configuration (image size, T, batch)")
     elif limit and v >= limit:
         notes.append(f"the probe limit {limit} itself fits: the maximum is at least {limit}")
     elif not res["exact"]:
