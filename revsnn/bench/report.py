@@ -163,7 +163,7 @@ def check_writable_dir(folder, option: str = "--out") -> Path:
         with tempfile.NamedTemporaryFile(dir=probe, prefix=".revsnn-write-check-"):
             pass
     except OSError as exc:
-        raise ValueError(f"{option} {str(folder)!r}: cannot write in {str(probe)!r} "
+        raise ValueError(f"{option} {str(folder)!r}: cannot create a file in {str(probe)!r} "
                          f"({exc.strerror or exc}); choose a writable location") from None
     return folder
 
