@@ -247,3 +247,25 @@ def test_revnet_mode_under_compile_falls_back_with_correct_gradients():
     ref = x.detach().clone().requires_grad_()
     ReversibleLIF(backward="autograd")(ref).sum().backward()
     assert_close(x.grad, ref.grad, rtol=1e-5, atol=1e-6)
+
+
+# -- every strategy under the transforms it cannot support ----------------------------------
+def test_checkpointed_node_under_func_grad_says_why_and_what_to_use():
+    node = revsnn.make_node("checkpoint")
+    with pytest.raises(NotImplementedError, match="saved-tensor hooks.*mode 'bptt'"):
+        torch.func.grad(lambda z: node(z).sum())(_x(3, 2, 4))
+
+
+def test_spikingjelly_node_under_func_transforms_says_what_to_use():
+    if not revsnn.strategy.get("spikingjelly").available()[0]:
+        pytest.skip("SpikingJelly is not installed")
+    node = revsnn.make_node("spikingjelly")
+    with pytest.raises(NotImplementedError, match="torch.func transforms.*mode 'bptt'"):
+        torch.func.grad(lambda z: node(z).sum())(_x(3, 2, 4))
+
+
+@pytest.mark.parametrize("mode", ["bptt", "checkpoint", "autograd", "fused", "revnet"])
+def test_every_strategy_runs_under_vmap(mode):
+    node = revsnn.make_node(mode)
+    xs = _x(2, 3, 2, 4)
+    assert_close(torch.vmap(node)(xs), torch.stack([node(x) for x in xs]), rtol=0, atol=0)

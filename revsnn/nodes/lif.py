@@ -129,5 +129,13 @@ class Checkpointed(SpikingNode):
 
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
         if torch.is_grad_enabled() and x.requires_grad:
-            return checkpoint(self.node, x, state, return_state, use_reentrant=False)
+            try:
+                return checkpoint(self.node, x, state, return_state, use_reentrant=False)
+            except RuntimeError as exc:
+                if "saved tensor hooks" not in str(exc):
+                    raise
+                raise NotImplementedError(
+                    f"{self.kind}: torch.utils.checkpoint relies on saved-tensor hooks, which "
+                    f"torch.func.grad / vjp / jacrev do not support; use loss.backward(), or the "
+                    f"node without checkpointing (mode 'bptt'), under torch.func") from None
         return self.node(x, state, return_state)

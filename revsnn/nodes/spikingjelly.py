@@ -59,5 +59,13 @@ class SpikingJellyLIF(SpikingNode):
         check_sequence(x, node="SpikingJellyLIF")
         self._refuse_state(state)
         self.node.reset()
-        y = self.node(x)
+        try:
+            y = self.node(x)
+        except RuntimeError as exc:
+            if "functorch transforms" not in str(exc):
+                raise
+            raise NotImplementedError(
+                "SpikingJellyLIF: SpikingJelly's own autograd Functions do not run under "
+                "torch.func transforms (grad, jvp, vjp); use loss.backward(), or revsnn's LIF "
+                "(mode 'bptt', the same equations) under torch.func") from None
         return (y, self.node.v) if return_state else y
