@@ -100,8 +100,9 @@ class _ReversibleLIFFunctionTraceable(torch.autograd.Function):
                 state_err = float(err.amax())
                 if flips is None:  # the fused walk does not count them: diagnose now, off the hot path
                     flips = count_flips(concrete(y), concrete(v1_T), concrete(v2_T), p, cd)
-                check_drift("ReversibleLIF", ctx.on_drift, flips=int(concrete(torch.as_tensor(flips)).sum()),
-                            state_error=state_err, cause=DRIFT_CAUSE)
+                flips = int(concrete(torch.as_tensor(flips)).sum())
+                check_drift("ReversibleLIF", ctx.on_drift, flips=flips, state_error=state_err,
+                            cause=DRIFT_CAUSE)
         return gx, gv1, gv2, None, None, None, None, None
 
 
