@@ -136,6 +136,6 @@ def check_resume_config(saved: dict, cfg: TrainConfig, world_size: int, saved_wo
     if saved_world != world_size:
         raise TrainSetupError(f"cannot resume: the checkpoint was written by {saved_world} processes, "
                          f"this run has {world_size} (the data order and batches would differ)")
-    if cfg.schedule != "none" and saved["epochs"] != cfg.epochs:
+    if cfg.schedule != "none" and saved.get("epochs") != cfg.epochs:
         raise TrainSetupError(f"cannot resume: schedule {cfg.schedule!r} depends on epochs, which "
-                         f"changed from {saved['epochs']} to {cfg.epochs}")
+                         f"changed from {saved.get('epochs')} to {cfg.epochs}")
