@@ -269,3 +269,26 @@ def test_every_strategy_runs_under_vmap(mode):
     node = revsnn.make_node(mode)
     xs = _x(2, 3, 2, 4)
     assert_close(torch.vmap(node)(xs), torch.stack([node(x) for x in xs]), rtol=0, atol=0)
+
+
+def test_in_place_change_after_a_fused_bn_node_unit_names_cause_and_fix():
+    from revsnn.layers.bn_node import apply_bn_node
+    bn, node = nn.BatchNorm2d(4), ReversibleLIF(backward="fused")
+    x = _x(3 * 2, 4, 5, 5).requires_grad_()
+    y = apply_bn_node(x, bn, node, T=3)
+    nn.ReLU(inplace=True)(y)
+    with pytest.raises(ReconstructionError, match="BatchNorm \\+ ReversibleLIF backward: .*"
+                                                  "modified in place"):
+        y.sum().backward()
+
+
+def test_in_place_change_after_a_reversible_block_names_cause_and_fix():
+    from revsnn.layers.reversible import RevBlock, RevSequence
+    from revsnn.layers.units import ConvBNNode
+    torch.manual_seed(0)
+    stack = RevSequence([RevBlock(ConvBNNode(2, 2), ConvBNNode(2, 2))], grid_bits=12).train()
+    x = _x(2, 1, 4, 3, 3).requires_grad_()
+    y = stack(x)
+    y.mul_(2)
+    with pytest.raises(ReconstructionError, match="RevBlock backward: .*modified in place"):
+        y.sum().backward()
