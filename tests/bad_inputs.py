@@ -114,6 +114,20 @@ def _vmap_binary():
     torch.vmap(_binary())(_x(3, 4, 2, 8))
 
 
+def _grad_checkpointed():
+    from revsnn import make_node
+    node = make_node("checkpoint")
+    torch.func.grad(lambda z: node(z).sum())(_x(3, 2, 4))
+
+
+def _inplace_after_bn_unit():
+    from revsnn.layers.bn_node import apply_bn_node
+    x = _x(6, 4, 5, 5).requires_grad_()
+    y = apply_bn_node(x, nn.BatchNorm2d(4), _node(backward="fused"), T=3)
+    y.add_(1)
+    y.sum().backward()
+
+
 def _jvp_fused():
     x = _x(4, 2, 8)
     torch.func.jvp(_node(backward="fused"), (x,), (torch.ones_like(x),))
@@ -151,6 +165,10 @@ CASES = [
     Case("node", "torch.vmap over BinaryReversibleLIF", lambda: raises(_vmap_binary), "ValueError"),
     Case("node", "torch.func.jvp through backward='fused'", lambda: raises(_jvp_fused),
          "NotImplementedError"),
+    Case("node", "torch.func.grad through mode 'checkpoint'", lambda: raises(_grad_checkpointed),
+         "NotImplementedError"),
+    Case("layer", "y += 1 on a BN-fused node unit's output, then backward()",
+         lambda: raises(_inplace_after_bn_unit), "ReconstructionError"),
     # -- command line
     Case("cli", "drift --out plain.txt/rows.csv (a file in the path)",
          in_temp(lambda: cli("drift", "--T", "2", "--out", "plain.txt/rows.csv")), "exit 2"),
@@ -171,6 +189,9 @@ CASES = [
     Case("cli", "bench budget --budget lots", lambda: cli("bench", "budget", "--budget", "lots"),
          "exit 2"),
     # -- resuming
+    Case("resume", "train --resume from a folder",
+         in_temp(lambda: cli("train", "--data", "digits", "--out-dir", "run", "--resume", ".")),
+         "exit 2"),
     Case("resume", "train --resume from an empty file", _resume_from(lambda: b""),
          "TrainSetupError"),
     Case("resume", "train --resume from a text file", _resume_from(lambda: b"epoch=3\n"),
