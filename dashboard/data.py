@@ -8,7 +8,11 @@ A *kind* names a table and the page that shows it: ``nodes`` (rows of
   ``.venv/bin/python dashboard/make_defaults.py``).
 - Saved runs: every measurement made in the dashboard is written to
   ``data/results/runs/<kind>-<YYYYmmdd-HHMMSS>.csv`` (git-ignored); the environment variable
-  ``REVSNN_RUNS_DIR`` moves that folder (the tests use it).
+  ``REVSNN_RUNS_DIR`` moves that folder (the tests use it). A run is written to a temporary file,
+  flushed to disk and then linked to its name, which fails if the name is taken (the next free
+  ``-<n>`` is tried): a reader never sees half a run, and two sessions saving in the same second
+  never overwrite each other. A run that cannot be read (corrupted, emptied, not a table of its
+  kind) is left out of :func:`list_runs` and reported by :func:`skipped_runs`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import datetime as _dt
 import math
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -67,27 +72,71 @@ def load_default(kind: str) -> Optional[pd.DataFrame]:
 
 
 def save_run(kind: str, df: pd.DataFrame) -> Path:
-    """Write ``df`` as a new timestamped run of ``kind``; returns its path."""
+    """Write ``df`` as a new timestamped run of ``kind``, atomically; returns its path."""
     if kind not in KINDS:
         raise ValueError(f"unknown table kind {kind!r}; choose from {list(KINDS)}")
     folder = runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{kind}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-    path, n = folder / f"{stem}.csv", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}-{n}.csv"
-    df.to_csv(path, index=False)
+    tmp = folder / f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "w", newline="") as f:
+            df.to_csv(f, index=False)
+            f.flush()
+            os.fsync(f.fileno())
+        n = 1
+        while True:
+            path = folder / (f"{stem}.csv" if n == 1 else f"{stem}-{n}.csv")
+            try:
+                os.link(tmp, path)           # atomic, and fails if the name is taken
+                break
+            except FileExistsError:
+                n += 1
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
-def list_runs() -> list:
-    """Names of saved runs, newest first."""
+def _run_names() -> list:
     folder = runs_dir()
     if not folder.is_dir():
         return []
     names = [p.name for p in folder.iterdir() if p.is_file() and _RUN_NAME.match(p.name)]
     return sorted(names, key=lambda n: (_RUN_NAME.match(n)["stamp"], n), reverse=True)
+
+
+def _run_problem(name: str) -> Optional[str]:
+    """Why the saved run ``name`` cannot be shown, or None when it reads as a table of its kind."""
+    kind = _RUN_NAME.match(name)["kind"]
+    if kind not in KINDS:
+        return f"unknown kind {kind!r}"
+    path = runs_dir() / name
+    try:
+        df = _read_csv(str(path), path.stat().st_mtime)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if df.empty:
+        return "has no rows"
+    need = _KEY_COLUMNS.get(kind, ())
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        return f"is not a {KINDS[kind]} table (no column {', '.join(missing)})"
+    return None
+
+
+_KEY_COLUMNS = {"nodes": ("mode", "status"), "network": ("mode", "status"),
+                "budget": ("mode", "status"), "drift": ("T",)}
+"""Columns every saved run of a kind has (what tells a table of that kind from anything else)."""
+
+
+def list_runs() -> list:
+    """Names of the saved runs that can be shown, newest first (see :func:`skipped_runs`)."""
+    return [n for n in _run_names() if _run_problem(n) is None]
+
+
+def skipped_runs() -> list:
+    """``(name, why)`` of saved runs left out of :func:`list_runs` because they cannot be read."""
+    return [(n, why) for n in _run_names() if (why := _run_problem(n)) is not None]
 
 
 def load_run(name: str) -> tuple:

@@ -30,8 +30,9 @@ import torch
 __all__ = ["Surrogate", "Sigmoid", "ATan", "heaviside"]
 
 
-class Heaviside(torch.autograd.Function):
-    """Θ(x) forward, surrogate derivative backward."""
+class _HeavisideTraceable(torch.autograd.Function):
+    """Θ(x) forward, surrogate derivative backward; without forward mode, which ``torch.compile``
+    cannot trace (:func:`heaviside` uses it while compiling)."""
 
     @staticmethod
     def forward(x: torch.Tensor, surrogate: "Surrogate") -> torch.Tensor:
@@ -41,6 +42,7 @@ class Heaviside(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         x, surrogate = inputs
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
         ctx.surrogate = surrogate  # a parameter object, not a tensor
 
     @staticmethod
@@ -48,12 +50,24 @@ class Heaviside(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         return grad_out * ctx.surrogate.derivative(x), None
 
+    generate_vmap_rule = True     # elementwise PyTorch ops only (torch.vmap)
+
+
+class Heaviside(_HeavisideTraceable):
+    """Θ(x) forward, surrogate derivative backward, and in forward mode (``torch.func.jvp``,
+    ``jacfwd``) the same surrogate derivative times the tangent."""
+
+    @staticmethod
+    def jvp(ctx, x_tangent, _surrogate):
+        (x,) = ctx.saved_tensors
+        return x_tangent * ctx.surrogate.derivative(x)
+
 
 
 
 def heaviside(x: torch.Tensor, surrogate: "Surrogate") -> torch.Tensor:
     """Binary spike Θ(x) (Θ(0) = 1, as in SpikingJelly) whose gradient is ``surrogate.derivative``."""
-    return Heaviside.apply(x, surrogate)
+    return (_HeavisideTraceable if torch.compiler.is_compiling() else Heaviside).apply(x, surrogate)
 
 
 class Surrogate:

@@ -5,7 +5,6 @@ Sizes are tiny (CPU CI): equivalence is checked on a small VGG-like net and a tw
 exercise both shortcut kinds; the zoo architectures are only built and run once.
 """
 
-import math
 
 import pytest
 import torch

@@ -10,6 +10,8 @@ st.title("Results & export")
 # ------------------------------------------------------------------ saved runs
 st.subheader("Saved runs")
 runs = data.list_runs()
+for name, why in data.skipped_runs():
+    st.warning(f"Skipped saved run {name}: it {why}.", icon="⚠️")
 if not runs:
     st.info(f"No saved runs yet. Every *Measure now* saves its table as a timestamped CSV in "
             f"{data.runs_label()}.")

@@ -21,6 +21,16 @@ extrapolates the line to the budget, measures there, and then confirms the bound
 falling back to bisection/doubling when the line is off. Usually 4 measurements, two of them at the
 boundary. An out-of-memory error at a probe counts as "does not fit" and is recorded.
 
+What keeps the machine safe
+---------------------------
+A budget above what the device has is capped to it (:func:`effective_budget`: 80% of the memory
+available when the search starts; the row's ``error`` column and the command say so), and every
+probe runs under :func:`revsnn.analysis.memory_guard.memory_guard`, which makes an allocation past
+90% of the available memory fail with a catchable error instead of a process the kernel's
+out-of-memory killer ends (NOTE [memory guard]); a probe whose peak the line through the measured
+ones predicts above that is not run at all. Such probes count as "does not fit". A model whose
+step at batch 1 (or T = 1) does not fit is a row with status ``oom`` that says so.
+
 Rows (one per mode and search) have columns :data:`COLUMNS`; ``batch_ratio`` / ``T_ratio`` are
 the mode's maximum over SpikingJelly's (higher = fits more).
 """
@@ -30,13 +40,20 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextlib import nullcontext
 from typing import Callable, Optional, Sequence
 
 from ..analysis.measure import step_peak_bytes
 from .report import failure_text, fmt_ratio, format_table, human_bytes, is_ok, safe_ratio
 
 __all__ = ["parse_bytes", "step_peak_bytes", "search_max", "max_batch",
-           "max_T", "budget_search", "format_budget_table", "COLUMNS"]
+           "max_T", "budget_search", "format_budget_table", "effective_budget", "COLUMNS",
+           "BUDGET_SHARE", "GUARD_SHARE"]
+
+BUDGET_SHARE = 0.8
+"""A budget is capped to this share of the memory available when the search starts."""
+GUARD_SHARE = 0.9
+"""A probe may allocate at most this share of the memory available when the search starts."""
 
 COLUMNS = ["kind", "search", "mode", "label", "arch", "budget_bytes", "T", "batch", "image_size",
            "dtype", "device", "device_name", "torch_version", "max_value", "peak_at_max",
@@ -154,13 +171,34 @@ def _cross(p1, p2, budget: float, default: int) -> int:
     return int(math.floor(v1 + (budget - m1) * (v2 - v1) / (m2 - m1)))
 
 
+def effective_budget(budget: int, device="cpu") -> tuple:
+    """``(budget, note)``: ``budget`` capped to :data:`BUDGET_SHARE` of the memory ``device`` has
+    available now, and a sentence saying so when it was capped (else ``""``)."""
+    from ..analysis.memory_guard import device_memory
+
+    total, available = device_memory(device)
+    cap = int(available * BUDGET_SHARE)
+    if budget <= cap:
+        return int(budget), ""
+    return cap, (f"budget {human_bytes(budget)} capped to {human_bytes(cap)}: "
+                 f"{BUDGET_SHARE:.0%} of the {human_bytes(available)} the {torch_device(device)} "
+                 f"has available ({human_bytes(total)} in all)")
+
+
+def torch_device(device) -> str:
+    import torch
+    dev = torch.device(device)
+    return "CPU" if dev.type == "cpu" else str(dev)
+
+
 def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, in_channels,
-              node_kwargs, seed, memopt_level, vary: str):
+              node_kwargs, seed, memopt_level, vary: str, allowance: int = 0):
     """``peak_at(v)`` for ``vary`` = "batch" or "T" on one model built once."""
     import torch
     import torch.nn.functional as F
 
     from ..analysis.measure import is_oom, parse_dtype
+    from ..analysis.memory_guard import memory_guard
     from .network import network_case
 
     dev, tdtype = torch.device(device), parse_dtype(dtype)
@@ -171,21 +209,28 @@ def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, i
     model = case.build()
     channels = int(case.meta["shape"].strip("[]").split(",")[1])
 
+    measured: dict = {}
+
     def peak_at(v: int) -> float:
+        if allowance and _predicted(measured, v) > allowance:
+            return math.inf                     # would pass the guard: not run (NOTE above)
         b, t = (v, T) if vary == "batch" else (batch, v)
         model.encoder.T = t
         g = torch.Generator().manual_seed(seed + 1)
-        image = torch.rand(b, channels, image_size, image_size, generator=g)
-        labels = torch.randint(0, num_classes, (b,), generator=g).to(dev)
         try:
-            return step_peak_bytes(model, lambda: image.to(dev, tdtype),
-                                   lambda out: F.cross_entropy(out, labels), dev)
+            with memory_guard(allowance) if allowance and dev.type == "cpu" else nullcontext():
+                image = torch.rand(b, channels, image_size, image_size, generator=g)
+                labels = torch.randint(0, num_classes, (b,), generator=g).to(dev)
+                peak = step_peak_bytes(model, lambda: image.to(dev, tdtype),
+                                       lambda out: F.cross_entropy(out, labels), dev)
         except Exception as exc:  # noqa: BLE001 - OOM means "does not fit"; others propagate
             if is_oom(exc):
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
                 return math.inf
             raise
+        measured[v] = peak
+        return peak
 
     peak_at.guess = lambda budget, limit: _model_guess(model, vary, T=T, batch=batch,
                                                        channels=channels, image_size=image_size,
@@ -247,6 +292,14 @@ def _model_guess(model, vary: str, *, T, batch, channels, image_size, budget, li
     return lo
 
 
+def _predicted(measured: dict, v: int) -> float:
+    """The peak at ``v`` on the line through the two largest measured probes (0 with fewer)."""
+    if len(measured) < 2:
+        return 0.0
+    (v1, m1), (v2, m2) = sorted(measured.items())[-2:]
+    return m2 + (m2 - m1) / (v2 - v1) * (v - v2) if v > v2 else 0.0
+
+
 def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=10,
                 dtype="float32", device="cpu", in_channels=None, node_kwargs=None, seed=0,
                 memopt_level=1, limit=None) -> dict:
@@ -271,11 +324,15 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
                        else "live tensor bytes (dispatcher-tracked)"),
                status="ok", error="")
     t0 = time.perf_counter()
+    from ..analysis.memory_guard import device_memory
+    budget, capped = effective_budget(int(budget), dev)
+    row["budget_bytes"] = budget
+    allowance = int(device_memory(dev)[1] * GUARD_SHARE)
     try:
         peak_at = _probe_fn(arch, mode, T=T, batch=batch, image_size=image_size,
                             num_classes=num_classes, dtype=dtype, device=dev,
                             in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
-                            memopt_level=memopt_level, vary=vary)
+                            memopt_level=memopt_level, vary=vary, allowance=allowance)
         lim = limit or (1 << 20)
         guess = peak_at.guess(budget, lim)
         res = search_max(peak_at, budget, limit=lim, guess=guess)
@@ -298,10 +355,20 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
         row["batch"] = v
     else:
         row["T"] = v
-    if limit and v >= limit:
-        row["error"] = f"the probe limit {limit} itself fits: the maximum is at least {limit}"
-    elif not res["exact"] and v > 0:
-        row["error"] = "boundary not confirmed within the probe limit"
+    notes = [capped] if capped else []
+    if v == 0:
+        first = res["probes"].get(1, math.inf)
+        at = (f"peaks at {human_bytes(first)}" if math.isfinite(first)
+              else "runs out of memory")
+        row["status"] = "oom"
+        notes.insert(0, f"the model itself does not fit: one training step at {vary} = 1 {at}, "
+                        f"above the budget {human_bytes(budget)}; give a larger budget or a "
+                        f"smaller configuration (image size, T, batch)")
+    elif limit and v >= limit:
+        notes.append(f"the probe limit {limit} itself fits: the maximum is at least {limit}")
+    elif not res["exact"]:
+        notes.append("boundary not confirmed within the probe limit")
+    row["error"] = "; ".join(notes)
     return row
 
 
@@ -378,7 +445,7 @@ def format_budget_table(rows: Sequence[dict]) -> str:
         table = []
         for r in block:
             if not is_ok(r):
-                table.append([r["label"], failure_text(r)])
+                table.append([r["label"], failure_text(r, width=240)])
                 continue
             table.append([r["label"], str(int(r["max_value"])), human_bytes(r["peak_at_max"]),
                           human_bytes(r["peak_above_max"]), str(int(r["predicted_max"])),

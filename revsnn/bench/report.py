@@ -21,14 +21,19 @@ bb    10.0
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 __all__ = [
     "OUTPUT_SUFFIXES", "human_bytes", "fmt_ms", "safe_ratio", "fmt_ratio", "is_missing",
-    "format_table", "failure_text", "check_output_path", "write_rows", "echo", "is_ok",
+    "format_table", "failure_text", "check_output_path", "check_writable_dir", "write_rows",
+    "echo", "is_ok", "all_failed", "ALL_FAILED_EXIT",
 ]
+
+ALL_FAILED_EXIT = 3
+"""Exit code of a benchmark command whose every requested row failed (error or out of memory)."""
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 """File types :func:`write_rows` can write, chosen by the path's suffix."""
@@ -136,14 +141,52 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]], align: s
     return "\n".join([line(list(headers)), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def check_writable_dir(folder, option: str = "--out") -> Path:
+    """``ValueError`` unless files can be created in ``folder`` (or in the folder that would be
+    created for it): every existing part of the path must be a folder, and the nearest existing one
+    must accept a new file (tried with a temporary file, removed at once). Creates nothing else.
+
+    For checking an output location *before* a long run rather than failing after it.
+    """
+    import tempfile
+
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"{option} {str(folder)!r}: {str(probe)!r} is a file, not a folder; "
+                         f"choose a path whose parent folders are folders")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".revsnn-write-check-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option} {str(folder)!r}: cannot create a file in {str(probe)!r} "
+                         f"({exc.strerror or exc}); choose a writable location") from None
+    return folder
+
+
 def check_output_path(path) -> Optional[Path]:
-    """Validate an ``--out`` path *before* a long run: ValueError unless it ends in .csv or .json."""
+    """Validate an ``--out`` path *before* a long run: ValueError unless it ends in .csv or .json,
+    is not a folder, and its folder can be written (:func:`check_writable_dir`)."""
     if path is None or str(path) == "":
         return None
     path = Path(path)
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ValueError(f"--out must end in {' or '.join(OUTPUT_SUFFIXES)}, got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"--out {str(path)!r} is a folder; give a file name ending in "
+                         f"{' or '.join(OUTPUT_SUFFIXES)}")
+    check_writable_dir(path.parent, option=f"--out {str(path)!r}: folder")
     return path
+
+
+def all_failed(rows) -> bool:
+    """True when there are rows and none of them measured (every one an error or OOM)."""
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    return bool(rows) and not any(is_ok(r) for r in rows)
 
 
 def write_rows(rows, path, columns: Optional[Sequence[str]] = None) -> Path:
@@ -164,10 +207,16 @@ def write_rows(rows, path, columns: Optional[Sequence[str]] = None) -> Path:
                 df[c] = math.nan
         df = df[list(columns) + [c for c in df.columns if c not in columns]]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        df.to_csv(path, index=False)
-    else:
-        df.to_json(path, orient="records", indent=2, force_ascii=False)
+    # written next to the target and renamed over it: a reader never sees half a table
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if path.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_json(tmp, orient="records", indent=2, force_ascii=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

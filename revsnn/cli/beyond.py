@@ -7,9 +7,9 @@ import argparse
 
 from ..bench.beyond import ARCHS, default_cases, depth_sweep, format_depth_sweep, run_beyond
 from ..bench.report import echo, write_rows
-from .options import (UsageError, add_device_argument, add_network_arguments, add_output_arguments,
-                      add_timing_arguments, check_timing_arguments, output_path, positive_int,
-                      resolve_device)
+from .options import (UsageError, add_device_argument, add_network_arguments,
+                      add_output_arguments, add_timing_arguments, check_timing_arguments,
+                      output_path, positive_int, resolve_device, rows_exit_code)
 
 __all__ = ["add_arguments", "run"]
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         echo("SpikingJelly is not installed: measuring ours only (pip install --no-deps "
              "spikingjelly==2.0.0 numpy 'loguru>=0.7,<1')", quiet=args.quiet)
     cases = default_cases(args.arch, memopt=args.memopt, fused=args.with_fused)
-    run_beyond(args.arch, cases=cases, T=args.T, batch=args.batch, size=args.image_size,
+    rows = run_beyond(args.arch, cases=cases, T=args.T, batch=args.batch, size=args.image_size,
                width=args.width, device=device, repeats=args.repeats, warmup=args.warmup,
                track_memory=args.track_memory, out=out, quiet=args.quiet)
-    return 0
+    return rows_exit_code(rows)

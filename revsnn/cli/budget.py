@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..bench.budget import COLUMNS, budget_search, format_budget_table, parse_bytes
+from ..bench.budget import (COLUMNS, budget_search, effective_budget, format_budget_table,
+                            parse_bytes)
 from ..bench.report import echo, human_bytes, write_rows
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
                       add_network_arguments, add_output_arguments, conversion_lines, network_of,
-                      output_path, positive_int, resolve_device)
+                      output_path, positive_int, resolve_device, rows_exit_code)
 
 __all__ = ["add_arguments", "run"]
 
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     echo(f"revsnn bench budget: {arch} within {human_bytes(budget)}; modes "
          f"{' '.join(modes)}; device {device}", quiet=args.quiet)
+    _, capped = effective_budget(budget, device)
+    if capped:
+        echo(f"note: {capped}; every probe runs under a memory guard", quiet=args.quiet)
     if args.model:
         echo("\n".join(conversion_lines(arch, modes, num_classes=args.num_classes)),
              quiet=args.quiet)
@@ -60,4 +64,4 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         write_rows(rows, out, columns=COLUMNS)
         echo(f"\nwrote {len(rows)} rows to {out}", quiet=args.quiet)
-    return 0
+    return rows_exit_code(rows)

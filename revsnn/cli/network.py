@@ -8,8 +8,9 @@ import argparse
 from ..bench.network import COLUMNS, LEGEND, format_network_table, measure_network
 from ..bench.report import echo, write_rows
 from .options import (add_device_argument, add_dtype_argument, add_modes_argument,
-                      add_network_arguments, add_output_arguments, add_timing_arguments, check_timing_arguments,
-                      conversion_lines, network_of, output_path, positive_int, resolve_device)
+                      add_network_arguments, add_output_arguments, add_timing_arguments,
+                      check_timing_arguments, conversion_lines, network_of, output_path,
+                      positive_int, resolve_device, rows_exit_code)
 
 __all__ = ["add_arguments", "run"]
 
@@ -58,4 +59,4 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         write_rows(rows, out, columns=COLUMNS)
         echo(f"\nwrote {len(rows)} rows to {out}", quiet=quiet)
-    return 0
+    return rows_exit_code(rows)

@@ -10,7 +10,7 @@ from ..bench.nodes import (COMPILE_CHOICES, DEFAULT_BATCH, DEFAULT_NEURONS, DEFA
 from ..kernels import BACKENDS
 from .options import (UsageError, add_device_argument, add_dtype_argument, add_modes_argument,
                       add_output_arguments, add_timing_arguments, check_timing_arguments,
-                      output_path, parse_modes, positive_int, resolve_device)
+                      output_path, parse_modes, positive_int, resolve_device, rows_exit_code)
 
 __all__ = ["add_arguments", "run"]
 
@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--neurons must be even for the reversible node (it splits neurons into "
                          f"two groups), got {args.neurons}")
     out = output_path(args)
-    run_node_bench(modes, Ts=args.T, batches=args.batch, neurons=args.neurons,
+    rows = run_node_bench(modes, Ts=args.T, batches=args.batch, neurons=args.neurons,
                    dtypes=args.dtype, device=device, repeats=args.repeats, warmup=args.warmup,
                    track_memory=args.track_memory, out=out, quiet=args.quiet,
                    backend=args.backend, compile=args.compile)
-    return 0
+    return rows_exit_code(rows)

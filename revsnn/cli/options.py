@@ -14,7 +14,7 @@ __all__ = [
     "UsageError", "positive_int", "add_device_argument", "resolve_device", "add_dtype_argument",
     "add_output_arguments", "output_path", "add_timing_arguments", "check_timing_arguments",
     "add_modes_argument", "add_network_arguments", "network_of", "conversion_lines", "parse_modes",
-    "DTYPE_CHOICES",
+    "rows_exit_code", "DTYPE_CHOICES",
 ]
 
 DTYPE_CHOICES = ("float32", "float64", "bfloat16", "float16")
@@ -181,3 +181,17 @@ def parse_modes(values: Optional[Sequence[str]], *, command: str = "nodes",
         if not ok:
             raise UsageError(f"mode {p.name!r} requested but {why}")
     return [p.name for p in presets]
+
+
+def rows_exit_code(rows) -> int:
+    """A benchmark command's exit status: 0, or ``ALL_FAILED_EXIT`` (with a line on stderr) when
+    every requested row failed."""
+    import sys
+
+    from ..bench.report import ALL_FAILED_EXIT, all_failed, echo
+
+    if all_failed(rows):
+        echo(f"error: every requested measurement failed ({len(rows)} rows: see the table "
+             f"above); exit code {ALL_FAILED_EXIT}", file=sys.stderr)
+        return ALL_FAILED_EXIT
+    return 0

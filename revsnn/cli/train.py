@@ -11,6 +11,7 @@ from .. import strategy
 from ..data import DATASETS
 from ..training import OPTIMIZERS, SCHEDULES, TrainConfig, TrainSetupError, train
 from ..models.encoders import ENCODERS
+from ..bench.report import check_writable_dir
 from .options import UsageError, positive_int
 
 __all__ = ["add_arguments", "run", "config_from_args"]
@@ -106,6 +107,15 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         cfg = config_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if cfg.node_kwargs:
+        try:                    # the hyperparameters are checked here, before any data is read
+            strategy.get(cfg.mode).make_node(**cfg.node_kwargs)
+        except ValueError as exc:
+            raise UsageError(f"--node: {exc}") from None
+    try:
+        check_writable_dir(cfg.out_dir, option="--out-dir")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -52,7 +52,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from ..surrogate import Surrogate
-from .quantize import quantize, straight_through
+from .quantize import compute_dtype, concrete, is_traced, quantize, straight_through
 
 __all__ = [
     "BinaryLIFParams", "BinaryTrace", "pack_spikes", "unpack_spikes", "binary_step",
@@ -225,10 +225,11 @@ def _integer_forward(z: torch.Tensor, p: BinaryLIFParams, remainders: bool = Tru
 
 
 def _narrow(v: torch.Tensor) -> torch.Tensor:
-    """V_T as int16 when it fits (|V| < 2^(15 − F), e.g. |V| < 8 at F = 12), else int32."""
-    if torch.compiler.is_compiling():   # a dtype chosen by the data cannot be in a graph
+    """V_T as int16 when it fits (|V| < 2^(15 − F), e.g. |V| < 8 at F = 12), else int32 (always
+    int32 where no value can be read: meta or fake tensors, ``torch.compile`` tracing)."""
+    if is_traced(v):
         return v
-    if v.numel() and int(v.abs().max()) < 2 ** 15:
+    if v.numel() and int(concrete(v).abs().max()) < 2 ** 15:
         return v.to(torch.int16)
     return v
 
@@ -277,8 +278,9 @@ def node_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: Bina
     (E6.4) backwards (NOTE [replay]); it checks that the charges reproduce the stored spikes.
     """
     T, n = z.shape[0], math.prod(z.shape[1:])
-    zf, gsf = z.reshape(T, n), gs.reshape(T, n)
-    gx = torch.empty_like(zf)
+    cd = compute_dtype(z.dtype)                   # half-precision gradients computed in fp32
+    zf, gsf = z.reshape(T, n), gs.reshape(T, n).to(cd)
+    gx = torch.empty_like(zf, dtype=cd)
     flips = torch.zeros((), dtype=torch.long, device=z.device)
     v0_err = bad = 0
     if reconstruct == "reverse":
@@ -306,7 +308,7 @@ def node_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: Bina
     diagnostics = (v0_err, flips, bad)
     if not torch.compiler.is_compiling():  # a graph keeps them as tensors (NOTE [compiled nodes])
         diagnostics = tuple(int(d) for d in diagnostics)
-    return gx.mul_(1.0 / p.tau).view(z.shape), diagnostics                      # X̄ = H̄/τ
+    return gx.mul_(1.0 / p.tau).view(z.shape).to(z.dtype), diagnostics          # X̄ = H̄/τ
 
 
 def reference_step(z: torch.Tensor, v: torch.Tensor, p: BinaryLIFParams):
@@ -322,10 +324,13 @@ def reference_step(z: torch.Tensor, v: torch.Tensor, p: BinaryLIFParams):
 
 
 def _reference_forward(z: torch.Tensor, p: BinaryLIFParams):
-    """(E5.*) in floating point under autograd over all steps (the BPTT reference): (S, V_T)."""
-    v = torch.zeros_like(z[0])
+    """(E5.*) in floating point under autograd over all steps (the BPTT reference): (S, V_T).
+    Half-precision inputs are computed in fp32 (their 8 or 11 significand bits would hold only
+    |X| < 2^(6 − F) or 2^(9 − F) on the grid); the spikes come back in the input dtype."""
+    zc = z.to(compute_dtype(z.dtype))
+    v = torch.zeros_like(zc[0])
     out = []
-    for t in range(z.shape[0]):
-        s, v = reference_step(z[t], v, p)
+    for t in range(zc.shape[0]):
+        s, v = reference_step(zc[t], v, p)
         out.append(s)
-    return torch.stack(out), v
+    return torch.stack(out).to(z.dtype), v

@@ -201,12 +201,15 @@ def _split(x: torch.Tensor):
 
 
 def forward_loop(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFParams,
-                  compute_dtype: torch.dtype):
-    """Run all T steps without a graph; returns the output (in ``x.dtype``) and final membranes.
+                  compute_dtype: torch.dtype, peak: bool = False):
+    """Run all T steps without a graph; returns the output (in ``x.dtype``) and final membranes
+    (and, with ``peak``, a 0-dim tensor: the largest |H| of any step, which bounds every membrane;
+    the node checks it against the exact range its backward needs).
 
     The same arithmetic as :func:`rev_step` (bit for bit; the tests compare them), written with
     whole-step and in-place operations because this loop is the forward of the memory-lean modes.
     """
+    h_max = torch.maximum(v1.abs().amax(), v2.abs().amax()) if peak else None
     th, sc, a, b, grid = p.v_threshold, p.spike_scale, p.coupling, p.input_scale, p.grid
     y = torch.empty_like(x)
     c = x.shape[2] // 2
@@ -215,30 +218,40 @@ def forward_loop(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFP
         u = torch.mul(xq, b).mul_(1.0 / grid).round_().mul_(grid)                # q(β·X̄)
         (x1, x2), (u1, u2) = _split(xq), _split(u)
         h1 = torch.add(v1, u1).sub_(_qmul(v2, a, p))                              # (E2.1)
+        if peak:
+            h_max = torch.maximum(h_max, h1.abs().amax())
         s1 = (h1 >= th).to(compute_dtype)                                         # (E2.2)
         y[t, :, :c] = torch.add(x1, s1, alpha=sc)
         v1 = h1.sub_(s1, alpha=th)                                                # (E2.3)
         h2 = torch.add(v2, u2).add_(_qmul(v1, a, p))                              # (E2.4)
+        if peak:
+            h_max = torch.maximum(h_max, h2.abs().amax())
         s2 = (h2 >= th).to(compute_dtype)                                         # (E2.5)
         y[t, :, c:] = torch.add(x2, s2, alpha=sc)
         v2 = h2.sub_(s2, alpha=th)                                                # (E2.6)
-    return y, v1, v2
+    return (y, v1, v2, h_max) if peak else (y, v1, v2)
 
 
 def revnet_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     """RevNet-style backward: reconstruct a step (E3.*), re-run it (E2.*) under autograd, grad."""
-    gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
+    gx = torch.empty_like(gy, dtype=x_dtype)      # like gy: batched under vmap(grad)
     c = y.shape[2] // 2
     flips = torch.zeros((), dtype=torch.long, device=y.device)
+    in_transform = not torch.compiler.is_compiling() and any(
+        torch._C._functorch.is_functorch_wrapped_tensor(z) for z in (y, gy, v1, v2, gv1, gv2))
     for t in range(y.shape[0] - 1, -1, -1):
         y1, y2 = _split(y[t].to(cd))
         with torch.no_grad():
             inv = rev_step_inverse(y1, y2, v1, v2, p)
         flips = flips + inv.flips + inv.off_grid
+        cot = (*_split(gy[t].to(cd)), gv1, gv2)
         with torch.enable_grad():
-            leaves = [z.detach().requires_grad_() for z in (inv.x1, inv.x2, inv.v1, inv.v2)]
-            outs = rev_step(*leaves, p)
-            gx1, gx2, gv1, gv2 = torch.autograd.grad(outs, leaves, (*_split(gy[t].to(cd)), gv1, gv2))
+            if in_transform:   # requires_grad_ + autograd.grad do not run inside torch.func
+                _, vjp = torch.func.vjp(lambda *z: rev_step(*z, p), inv.x1, inv.x2, inv.v1, inv.v2)
+                gx1, gx2, gv1, gv2 = vjp(cot)
+            else:
+                leaves = [z.detach().requires_grad_() for z in (inv.x1, inv.x2, inv.v1, inv.v2)]
+                gx1, gx2, gv1, gv2 = torch.autograd.grad(rev_step(*leaves, p), leaves, cot)
         gx[t, :, :c], gx[t, :, c:] = gx1, gx2
         v1, v2 = inv.v1, inv.v2
     return gx, v1, v2, gv1, gv2, flips
@@ -273,7 +286,7 @@ def fused_walk(y, gy, v1, v2, gv1, gv2, p, cd, x_dtype):
     operations in the same order: its gradients are bit-equal to these.
     """
     th, sc, a, b = p.v_threshold, p.spike_scale, p.coupling, p.input_scale
-    gx = torch.empty(y.shape, dtype=x_dtype, device=y.device)
+    gx = torch.empty_like(gy, dtype=x_dtype)      # like gy: batched under vmap(grad)
     c = y.shape[2] // 2
     for t in range(y.shape[0] - 1, -1, -1):
         yt = y[t].to(cd)

@@ -528,11 +528,13 @@ def binary_backward(z: torch.Tensor, trace: BinaryTrace, gs: torch.Tensor, p: Bi
     prm = torch.tensor([p.grid, p.theta_float, 1.0 - 1.0 / p.tau, 1.0 / p.tau,
                         *_surrogate_params(p.surrogate)], dtype=cd, device=dev)
     block = _block(nb, 128)
+    # RD=0: half-precision gradients are computed in fp32 and rounded once on the store, as
+    # node_backward computes them (its compute dtype)
     _bin_backward_kernel[(triton.cdiv(nb, block),)](
         zk, gsk, gx.view(torch.int16) if io else gx, trace.spikes.contiguous(), rem, v, v0, cnt,
         hbuf, prm, T, n, nb, float(2 ** p.grid_bits), p.half, p.theta, p.tau, IO=io,
         RB=0 if replay else rem.shape[1], REPLAY=replay, TAU2=p.tau == 2, SURR=surrogate_code(p.surrogate),
-        PRECISE=_precise(), RD=_ROUND_TO.get(z.dtype, 0), BYTES=block, **_binary_meta(z, p),
+        PRECISE=_precise(), RD=0, BYTES=block, **_binary_meta(z, p),
         **_launch_options())
     if replay:
         diagnostics = (0, int(cnt.sum()), 0)

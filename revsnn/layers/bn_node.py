@@ -14,7 +14,7 @@ from torch import nn
 from ..functional.bn_inverse import (RESIDUAL_TOLERANCE, decode_node_input, encode_residual,
                                      residual_bits, residual_step)
 # The node's backward walks are shared with the node, not copied (one backward per algorithm).
-from ..nodes.base import check_drift
+from ..nodes.base import check_drift, saved_or_explain
 from ..nodes.reversible import DRIFT_CAUSE, ReversibleLIF, walk_for
 
 __all__ = ["BNNodeFunction", "apply_bn_node", "can_fuse"]
@@ -112,7 +112,7 @@ class BNNodeFunction(torch.autograd.Function):
         # input gradient z̄ (from the walk), which then becomes x̄ in place. x̂ is rebuilt from Y
         # and the residual code twice (for γ̄, then for x̄), in chunks of timesteps of at most
         # _CHUNK_ELEMENTS elements (whole small layers at once: fewer, larger operations).
-        y, v1, v2, invstd, weight, bias, *rest = ctx.saved_tensors
+        y, v1, v2, invstd, weight, bias, *rest = saved_or_explain(ctx, "BatchNorm + ReversibleLIF")
         addend = rest.pop(0) if ctx.has_addend else None
         node: ReversibleLIF = ctx.node
         p, cd = node.params(y.dtype), node.compute_dtype(y.dtype)

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from ..functional.quantize import quantize
-from ..nodes.base import ReconstructionError
+from ..nodes.base import ReconstructionError, saved_or_explain
 from ..nodes.recompute import capture_rng, frozen_running_stats, replay_rng, reset_neuron_states, \
     uses_rng
 
@@ -156,7 +156,7 @@ class _RevStackFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, _g_cpu, _g_cuda):
-        y, *rng = ctx.saved_tensors
+        y, *rng = saved_or_explain(ctx, "RevBlock")
         stack, dev = ctx.stack, y.device
         params = [p for p in stack.parameters() if p.requires_grad]
         grads = {id(p): None for p in params}

@@ -28,16 +28,19 @@ straight-through rounding is :func:`revsnn.functional.quantize.straight_through`
 
 from __future__ import annotations
 
-import math
+import numbers
 import warnings
 from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
 
+from ..functional.quantize import concrete, is_traced
+
 __all__ = [
     "SpikingNode", "Stored", "ReconstructionError", "check_drift", "signal_drift",
-    "ON_DRIFT", "check_choice", "check_sequence", "check_exact_range",
+    "ON_DRIFT", "check_choice", "check_sequence", "check_exact_range", "check_finite_values",
+    "require", "INPLACE_CAUSE", "saved_or_explain", "check_numbers",
 ]
 
 ON_DRIFT = ("raise", "warn", "ignore")
@@ -96,6 +99,22 @@ class SpikingNode(nn.Module):
                              f"state=None")
 
 
+def check_numbers(who: str, **values) -> None:
+    """``ValueError`` naming ``who`` and the argument for a value that is not a real number
+    (``None`` passes: "use the default"), before any comparison could raise ``TypeError``.
+
+    >>> check_numbers("Node", tau=2.0, grid_bits=None)
+    >>> check_numbers("Node", tau="abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: Node: tau must be a number, got 'abc' (str)
+    """
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise ValueError(f"{who}: {name} must be a number, got {value!r} "
+                             f"({type(value).__name__})")
+
+
 def check_choice(who: str, name: str, value, choices) -> None:
     """``ValueError`` naming ``who``, the argument, the allowed values and the value given."""
     if value not in choices:
@@ -109,8 +128,9 @@ def check_sequence(x: torch.Tensor, *, node: str, even_channels: bool = False,
                    check_finite: bool = False) -> None:
     """Validate a time-first sequence ``[T, B, C, ...]``.
 
-    Raises ``ValueError`` for a non-tensor, rank < 3, a non-floating dtype, T = 0, B = 0, an odd channel
-    count where the node splits channels into two groups, and (when asked) NaN or Inf values.
+    Raises ``ValueError`` for a non-tensor, rank < 3, a non-floating dtype, T = 0, B = 0, a channel
+    or spatial dimension of size 0, an odd channel count where the node splits channels into two
+    groups, and (when asked) NaN or Inf values.
     """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{node}: expected a torch.Tensor, got {type(x).__name__}")
@@ -124,14 +144,48 @@ def check_sequence(x: torch.Tensor, *, node: str, even_channels: bool = False,
         raise ValueError(f"{node}: the sequence has T = 0 timesteps (shape {tuple(x.shape)})")
     if x.shape[1] == 0:
         raise ValueError(f"{node}: the batch is empty (B = 0, shape {tuple(x.shape)})")
+    empty = [d for d in range(2, x.dim()) if x.shape[d] == 0]
+    if empty:
+        what = "channel" if empty[0] == 2 else "spatial"
+        raise ValueError(f"{node}: the {what} dimension (dim {empty[0]}) has size 0 (shape "
+                         f"{tuple(x.shape)}); every neuron dimension needs at least one element")
     if even_channels and x.shape[2] % 2 != 0:
         raise ValueError(
             f"{node}: the channel dimension (dim 2) must be even to split into two groups, got "
             f"C = {x.shape[2]} (shape {tuple(x.shape)})")
-    if check_finite and not bool(torch.isfinite(x.detach()).all()):
-        n_nan = int(torch.isnan(x).sum())
-        n_inf = int(torch.isinf(x).sum())
-        raise ValueError(f"{node}: input contains non-finite values ({n_nan} NaN, {n_inf} Inf)")
+    if check_finite and not is_traced(x):
+        check_finite_values(x, who=f"{node}: input")
+
+
+def check_finite_values(x: torch.Tensor, *, who: str) -> None:
+    """``ValueError`` counting the NaN and Inf values of ``x`` when it has any."""
+    c = concrete(x)
+    if not bool(torch.isfinite(c).all()):
+        raise ValueError(f"{who} contains non-finite values ({int(torch.isnan(c).sum())} NaN, "
+                         f"{int(torch.isinf(c).sum())} Inf)")
+
+
+def require(ok: torch.Tensor, message, *, like: torch.Tensor, static: str = "") -> None:
+    """Raise ``ValueError(message())`` unless the boolean tensor ``ok`` is true (``static``, a
+    message that reads no value, where none can be read).
+
+    NOTE [guards without host syncs]
+    ================================
+    A guard on values must not stop ``vmap`` or ``torch.compile``. Eagerly it reads the one
+    boolean (the only read; the message is built only on failure), from the plain tensor under any
+    ``torch.func`` wrapper (:func:`~revsnn.functional.quantize.concrete`), so under ``vmap`` it checks
+    every batch entry at once. While ``torch.compile`` traces (or on fake tensors) it becomes a
+    device-side assertion, ``torch._assert_async``, which stays in the graph (no graph break) and
+    raises ``RuntimeError`` with the same message when the compiled code runs; on ``meta`` tensors,
+    which hold no values, it checks nothing. ``like`` is the tensor the condition came from.
+    """
+    if like.device.type == "meta":
+        return
+    if is_traced(like):
+        torch._assert_async(ok, static or "revsnn: a value check failed")
+        return
+    if not bool(concrete(ok).all()):
+        raise ValueError(message())
 
 
 def check_exact_range(x: torch.Tensor, bound: float, *, who: str, grid_bits: int,
@@ -139,14 +193,23 @@ def check_exact_range(x: torch.Tensor, bound: float, *, who: str, grid_bits: int
     """The exact-range guard: ``ValueError`` unless every ``|x| < bound`` (NaN/Inf named as such).
 
     The reversible nodes compute on a fixed-point grid in floating point; their inversion is exact
-    only while every value stays an exactly representable multiple of the grid step.
+    only while every value stays an exactly representable multiple of the grid step. One boolean is
+    read (NOTE [guards without host syncs]); empty and meta tensors pass.
     """
-    amax = float(x.detach().abs().max())
-    if not math.isfinite(amax):
-        check_sequence(x.detach(), node=who, check_finite=True)
-    if amax >= bound:
-        raise ValueError(f"{who}: input magnitude {amax:.4g} is outside the exact range |x| < "
-                         f"{bound:.4g} for {x.dtype} with grid_bits={grid_bits}; {remedy}")
+    if x.numel() == 0 or x.device.type == "meta":
+        return
+    if is_traced(x):
+        ok = (x.detach().abs() < bound).all()
+        torch._assert_async(ok, f"{who}: a value is NaN, Inf or outside the exact range |x| < "
+                                f"{bound:.4g} for {x.dtype} with grid_bits={grid_bits}; {remedy}")
+        return
+    c = concrete(x)
+    amax = c.abs().amax()
+    if bool(amax < bound):
+        return
+    check_finite_values(c, who=f"{who}: input")
+    raise ValueError(f"{who}: input magnitude {float(amax):.4g} is outside the exact range |x| < "
+                     f"{bound:.4g} for {x.dtype} with grid_bits={grid_bits}; {remedy}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,6 +218,25 @@ def check_exact_range(x: torch.Tensor, bound: float, *, who: str, grid_bits: int
 class ReconstructionError(RuntimeError):
     """The backward's reconstruction disagreed with the forward (see NOTE [drift guard] in
     :mod:`revsnn.nodes.reversible`)."""
+
+
+INPLACE_CAUSE = (
+    "a tensor this node saved for its backward (its output, or its input kept by reference) was "
+    "modified in place after the forward, e.g. by nn.ReLU(inplace=True), y.mul_(2) or y += 1 on "
+    "the node's output; use the out-of-place form (nn.ReLU(), y = y * 2), clone the output first "
+    "(y = node(x).clone()), or choose backward='autograd'")
+"""Why reading a node's saved tensors failed, with the fix, for the in-place error."""
+
+
+def saved_or_explain(ctx, who: str) -> tuple:
+    """``ctx.saved_tensors``, turning PyTorch's generic in-place error (a saved tensor's version
+    moved on) into a :class:`ReconstructionError` that names the cause and the fix."""
+    try:
+        return ctx.saved_tensors
+    except RuntimeError as exc:
+        if "inplace operation" not in str(exc):
+            raise
+        raise ReconstructionError(f"{who} backward: {INPLACE_CAUSE}. ({exc})") from None
 
 
 def signal_drift(msg: str, on_drift: str) -> None:

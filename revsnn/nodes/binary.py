@@ -58,12 +58,12 @@ from ..functional.binary import (BINARY_BACKWARD_ALGORITHMS, RECONSTRUCT_MODES, 
                                  BinaryTrace, _integer_forward, _narrow, _reference_forward,
                                  _to_grid, _unpack_remainder, _unpack_rows, binary_step_inverse,
                                  node_backward, pack_spikes, unpack_spikes)
-from ..functional.quantize import SIGNIFICAND_BITS
+from ..functional.quantize import SIGNIFICAND_BITS, compute_dtype, has_tangent, under_vmap
 from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
 from .base import (ON_DRIFT, ReconstructionError, SpikingNode, Stored, check_choice, check_drift,
-                   check_sequence)
-from .compiled import assert_reconstructed, exact_range_guard
+                   check_exact_range, check_numbers, check_sequence, saved_or_explain)
+from .compiled import assert_reconstructed
 from .recompute import capture_rng, frozen_running_stats, replay_rng, reset_neuron_states, uses_rng
 
 __all__ = ["BinaryReversibleLIF", "DRIFT_CAUSE", "integer_forward", "fused_backward"]
@@ -92,9 +92,10 @@ def _packed_of(x: torch.Tensor) -> Optional[torch.Tensor]:
 
 def _check_range(x: torch.Tensor, p: BinaryLIFParams, who: str) -> None:
     """The exact-range guard for this node: the integer path needs |X|/δ < 2^30, the float
-    reference < 2^(significand bits − 2)."""
-    bound = 2.0 ** (min(30, SIGNIFICAND_BITS[x.dtype] - 2) - p.grid_bits)
-    exact_range_guard(x, bound, who=who, grid_bits=p.grid_bits,
+    reference < 2^(significand bits − 2) of the dtype it computes in (fp32 for half-precision
+    inputs, so the default grid holds |X| < 1024 in every dtype but fp64)."""
+    bound = 2.0 ** (min(30, SIGNIFICAND_BITS[compute_dtype(x.dtype)] - 2) - p.grid_bits)
+    check_exact_range(x, bound, who=who, grid_bits=p.grid_bits,
                       remedy="normalise the input (e.g. BatchNorm) or lower grid_bits")
 
 
@@ -140,7 +141,7 @@ def _run_synapse(synapse: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return synapse(x.flatten(0, 1)).unflatten(0, (T, B))
 
 
-class _BinaryLIFFunction(torch.autograd.Function):
+class _BinaryLIFFunctionTraceable(torch.autograd.Function):
     """One autograd node over all T steps of (synapse +) node. Saves the source of X (packed input
     spikes, or the analog input by reference), packed S, and (``reconstruct="reverse"``) packed R
     and V_T: NOTE [what is stored, and where the input comes from]."""
@@ -174,7 +175,7 @@ class _BinaryLIFFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gs, _g_packed, _g_rem, _g_v):
-        source, *rest = ctx.saved_tensors
+        source, *rest = saved_or_explain(ctx, "BinaryReversibleLIF")
         trace, rng = rest[:ctx.n_trace], rest[ctx.n_trace:]
         if len(trace) == 1:
             trace = (trace[0], None, None)
@@ -204,6 +205,17 @@ class _BinaryLIFFunction(torch.autograd.Function):
         grads = list(torch.autograd.grad(z, wrt, gz, allow_unused=True)) if wrt else []
         gx = grads.pop(0) if want_x else None
         return (gx, *nones, *grads)
+
+
+class _BinaryLIFFunction(_BinaryLIFFunctionTraceable):
+    """The same Function, refusing forward mode with a clear message (the one without ``jvp`` is
+    used while ``torch.compile`` traces, which cannot trace a Function that defines ``jvp``)."""
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            "BinaryReversibleLIF(backward='fused') has no forward-mode derivative (torch.func.jvp, "
+            "jacfwd, torch.autograd.forward_ad); use backward='autograd' for forward mode")
 
 
 class BinaryReversibleLIF(SpikingNode):
@@ -257,6 +269,7 @@ class BinaryReversibleLIF(SpikingNode):
             raise ValueError("BinaryReversibleLIF: backward='autograd' (plain BPTT, the "
                              "reference) runs on PyTorch only; backend='triton' needs "
                              "backward='fused'")
+        check_numbers("BinaryReversibleLIF", tau=tau, v_threshold=v_threshold, grid_bits=grid_bits)
         check_choice("BinaryReversibleLIF", "reconstruct", reconstruct, RECONSTRUCT_MODES)
         if int(tau) != tau or tau < 2:
             raise ValueError(f"BinaryReversibleLIF: tau must be an integer >= 2, got {tau!r}")
@@ -327,6 +340,12 @@ class BinaryReversibleLIF(SpikingNode):
         after a training call with ``reconstruct="replay"``, which keeps nothing per neuron)."""
         check_sequence(x, node="BinaryReversibleLIF")
         self._refuse_state(state)
+        if under_vmap(x):
+            raise ValueError(
+                "BinaryReversibleLIF does not run under torch.vmap: its forward packs the spikes "
+                "of all neurons into bytes and narrows V_T by its values. The node is already "
+                "batched over dim 1 ([T, B, ...]): pass the whole batch in one call (torch.func.grad "
+                "works), or loop over the vmapped dimension")
         spikes, v = _apply(self, None, x)
         return (spikes, v) if return_state else spikes
 
@@ -374,6 +393,10 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
     p = node.params()
     backend = node.backend_for(x)
     node.last_backend = backend
+    if node.backward_algorithm == "fused" and has_tangent(x):
+        raise NotImplementedError(
+            "BinaryReversibleLIF(backward='fused') has no forward-mode derivative (torch.func.jvp, "
+            "jacfwd, torch.autograd.forward_ad); use backward='autograd' for forward mode")
     if node.backward_algorithm == "autograd":
         z = _run_synapse(synapse, x)
         _check_range(z, p, "BinaryReversibleLIF")
@@ -396,9 +419,9 @@ def _apply(node: BinaryReversibleLIF, synapse: Optional[nn.Module], x: torch.Ten
     rng_cpu = rng_cuda = None
     if synapse is not None and synapse.training and uses_rng(synapse):
         rng_cpu, rng_cuda = capture_rng(x.device)
-    spikes, packed, _, v = _BinaryLIFFunction.apply(x, packed_in, rng_cpu, rng_cuda, p, synapse,
-                                                    node.reconstruct, node.on_drift, backend,
-                                                    *params)
+    fn = _BinaryLIFFunctionTraceable if torch.compiler.is_compiling() else _BinaryLIFFunction
+    spikes, packed, _, v = fn.apply(x, packed_in, rng_cpu, rng_cuda, p, synapse, node.reconstruct,
+                                    node.on_drift, backend, *params)
     _attach_packed(spikes, packed)
     # replaying keeps nothing per neuron: do not hand out (and so keep alive) V_T either
     return spikes, (v if node.reconstruct == "reverse" else None)

@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..functional.lif import LIFParams, if_step, lif_step
 from ..surrogate import Sigmoid, Surrogate
-from .base import SpikingNode, Stored, check_sequence
+from .base import SpikingNode, Stored, check_numbers, check_sequence
 
 __all__ = ["LIF", "IF", "Checkpointed"]
 
@@ -34,7 +34,9 @@ class _MultiStepNode(SpikingNode):
         super().__init__()
         if params.v_reset is not None and params.v_reset >= params.v_threshold:
             raise ValueError(
-                f"v_reset ({params.v_reset}) must be below v_threshold ({params.v_threshold})")
+                f"{type(self).__name__}: v_reset ({params.v_reset}) must be below v_threshold "
+                f"({params.v_threshold}); raise v_threshold, lower v_reset, or use v_reset=None "
+                f"(soft reset)")
         self.params = params
 
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +90,7 @@ class LIF(_MultiStepNode):
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, surrogate: Optional[Surrogate] = None,
                  detach_reset: bool = False):
+        check_numbers("LIF", tau=tau, v_threshold=v_threshold, v_reset=v_reset)
         if not tau > 1.0:
             raise ValueError(f"LIF: tau must be > 1, got {tau!r}")
         super().__init__(LIFParams(float(tau), float(v_threshold),
@@ -126,5 +129,13 @@ class Checkpointed(SpikingNode):
 
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
         if torch.is_grad_enabled() and x.requires_grad:
-            return checkpoint(self.node, x, state, return_state, use_reentrant=False)
+            try:
+                return checkpoint(self.node, x, state, return_state, use_reentrant=False)
+            except RuntimeError as exc:
+                if "saved tensor hooks" not in str(exc):
+                    raise
+                raise NotImplementedError(
+                    f"{self.kind}: torch.utils.checkpoint relies on saved-tensor hooks, which "
+                    f"torch.func.grad / vjp / jacrev do not support; use loss.backward(), or the "
+                    f"node without checkpointing (mode 'bptt'), under torch.func") from None
         return self.node(x, state, return_state)

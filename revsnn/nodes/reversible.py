@@ -18,20 +18,25 @@ default) or warns (``"warn"``); ``"ignore"`` skips the check.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import torch
 
-from ..functional.quantize import SIGNIFICAND_BITS, quantize
+from ..functional.quantize import SIGNIFICAND_BITS, concrete, is_traced, quantize
 from ..functional.reversible import (_GRID_BITS, BACKWARD_ALGORITHMS, RevLIFParams, _split,
                                      autograd_forward, count_flips, default_grid_bits,
                                      forward_loop, fused_walk, rev_step_inverse, revnet_walk)
-from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
-from .base import ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_sequence
-from .compiled import assert_reconstructed, exact_range_guard
+from ..kernels import BACKENDS, resolve_backend, unsupported_reason
+from .base import (ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_exact_range,
+                   check_numbers, check_sequence, require, saved_or_explain)
+from .compiled import assert_reconstructed
 
 __all__ = ["ReversibleLIF", "DRIFT_CAUSE", "run_forward", "walk_for"]
+
+_REMEDY = ("normalise the input (e.g. BatchNorm or a smaller scale), use float64 or lower "
+           "grid_bits")
 
 
 DRIFT_CAUSE = ("the saved output was modified in place or cast, or values left the exact range "
@@ -42,11 +47,15 @@ DRIFT_CAUSE = ("the saved output was modified in place or cast, or values left t
 
 def run_forward(x, v1, v2, p: RevLIFParams, cd: torch.dtype, backend: str):
     """The graph-free forward over all T steps on ``backend`` (``"torch"`` or ``"triton"``, as
-    resolved by :meth:`ReversibleLIF.backend_for`): ``(Y, V₁_T, V₂_T)``, bit-equal on both."""
+    resolved by :meth:`ReversibleLIF.backend_for`): ``(Y, V₁_T, V₂_T, max |H|)``, bit-equal on both
+    in the first three. The Triton kernel does not track the membranes' peak: its fourth output is
+    NaN, and :meth:`ReversibleLIF.forward` leaves the membrane check to the backward's drift
+    guard there."""
     if backend == "triton":
         from ..kernels.fused import rev_forward
-        return rev_forward(x, v1, v2, p, cd)
-    return forward_loop(x, v1, v2, p, cd)
+        y, v1, v2 = rev_forward(x, v1, v2, p, cd)
+        return y, v1, v2, torch.full((), math.nan, dtype=cd, device=x.device)
+    return forward_loop(x, v1, v2, p, cd, peak=True)
 
 
 def walk_for(algo: str, backend: str):
@@ -61,21 +70,37 @@ def walk_for(algo: str, backend: str):
     return fused_walk
 
 
-class _ReversibleLIFFunction(torch.autograd.Function):
-    """One autograd node over all T steps. Saves Y and the final (V₁, V₂) only: see NOTE above."""
+def _same_batching(saved, grads):
+    """Under ``torch.func`` transforms (``vmap(grad(f))``, ``jacrev``), batch the incoming gradients
+    like the saved tensors: the walks update gradient buffers in place, and an in-place update of an
+    unbatched tensor by a batched one is not possible. Adds a zero; a no-op outside transforms."""
+    if torch.compiler.is_compiling():
+        return grads
+    from torch._C._functorch import is_functorch_wrapped_tensor
+    tensors = (*saved, *grads)
+    if not any(is_functorch_wrapped_tensor(t) for t in tensors):
+        return grads
+    zero = sum(t.reshape(-1)[0] * 0 for t in tensors)
+    return tuple(g + zero for g in grads)
+
+
+class _ReversibleLIFFunctionTraceable(torch.autograd.Function):
+    """One autograd node over all T steps. Saves Y and the final (V₁, V₂) only: see NOTE above.
+    Its fourth output is the largest |H| of the forward (non-differentiable), for the range check."""
+
+    generate_vmap_rule = True     # forward and backward are plain PyTorch ops on whole tensors
 
     @staticmethod
-    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, given_state):
+    def forward(x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, explicit_init):
         return run_forward(x, v1_0, v2_0, p, compute_dtype, backend)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, given_state = inputs
-        y, v1, v2 = output
-        # an initial state passed in is kept (its gradient and the drift check need it); from
-        # rest it is zero and not kept. Decided by the call, not by the values, so that no
-        # data-dependent branch breaks a torch.compile graph.
-        explicit_init = given_state or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        x, v1_0, v2_0, p, algo, on_drift, compute_dtype, backend, explicit_init = inputs
+        y, v1, v2, h_max = output
+        ctx.mark_non_differentiable(h_max)
+        # an explicit initial state is saved for its gradient and for the drift check; the
+        # caller says whether there is one (reading the values would cost a host sync)
         ctx.save_for_backward(y, v1, v2, *((v1_0, v2_0) if explicit_init else ()))
         ctx.params, ctx.algo, ctx.on_drift, ctx.compute_dtype = p, algo, on_drift, compute_dtype
         ctx.x_dtype, ctx.backend = x.dtype, backend
@@ -83,28 +108,44 @@ class _ReversibleLIFFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gy, gv1, gv2):
-        y, v1, v2, *init = ctx.saved_tensors
+    def backward(ctx, gy, gv1, gv2, _g_peak):
+        y, v1, v2, *init = saved_or_explain(ctx, f"ReversibleLIF ({ctx.algo})")
         p, cd = ctx.params, ctx.compute_dtype
         gy = torch.zeros_like(y) if gy is None else gy
         gv1 = torch.zeros_like(v1) if gv1 is None else gv1
         gv2 = torch.zeros_like(v2) if gv2 is None else gv2
+        gy, gv1, gv2 = _same_batching((y, v1, v2), (gy, gv1, gv2))
         walk = walk_for(ctx.algo, ctx.backend)
         v1_T, v2_T = v1, v2
         gx, v1, v2, gv1, gv2, flips = walk(y, gy, v1, v2, gv1, gv2, p, cd, ctx.x_dtype)
-        if ctx.on_drift != "ignore":
+        if ctx.on_drift != "ignore" and torch.compiler.is_compiling():      # NOTE [compiled nodes]
             v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
-            err = torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max())
-            if torch.compiler.is_compiling():            # NOTE [compiled nodes]
-                assert_reconstructed(err, "ReversibleLIF", DRIFT_CAUSE)
-                return gx, gv1, gv2, None, None, None, None, None, None
-            state_err = float(err)
-            if state_err != 0.0 or (flips is not None and int(flips) != 0):
+            assert_reconstructed(torch.maximum((v1 - v1_0).abs().max(), (v2 - v2_0).abs().max()),
+                                 "ReversibleLIF", DRIFT_CAUSE)
+        elif ctx.on_drift != "ignore" and not is_traced(y):
+            v1_0, v2_0 = init if init else (torch.zeros_like(v1), torch.zeros_like(v2))
+            # concrete(): under vmap this reads every batch entry's error at once
+            err = concrete(torch.maximum((v1 - v1_0).abs().amax(), (v2 - v2_0).abs().amax()))
+            bad = err != 0 if flips is None else (err != 0) | (concrete(flips) != 0)
+            if bool(bad.any()):
+                state_err = float(err.amax())
                 if flips is None:  # the fused walk does not count them: diagnose now, off the hot path
-                    flips = count_flips(y, v1_T, v2_T, p, cd)
-                check_drift("ReversibleLIF", ctx.on_drift, flips=int(flips),
-                            state_error=state_err, cause=DRIFT_CAUSE)
+                    flips = count_flips(concrete(y), concrete(v1_T), concrete(v2_T), p, cd)
+                flips = int(concrete(torch.as_tensor(flips)).sum())
+                check_drift("ReversibleLIF", ctx.on_drift, flips=flips, state_error=state_err,
+                            cause=DRIFT_CAUSE)
         return gx, gv1, gv2, None, None, None, None, None, None
+
+
+class _ReversibleLIFFunction(_ReversibleLIFFunctionTraceable):
+    """The same Function, refusing forward mode with a clear message (the one without ``jvp`` is
+    used while ``torch.compile`` traces, which cannot trace a Function that defines ``jvp``)."""
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            f"ReversibleLIF(backward={ctx.algo!r}) has no forward-mode derivative (torch.func.jvp, "
+            f"jacfwd, torch.autograd.forward_ad); use backward='autograd' for forward mode")
 
 
 class ReversibleLIF(SpikingNode):
@@ -148,12 +189,14 @@ class ReversibleLIF(SpikingNode):
                  surrogate: Optional[Surrogate] = None, backward: str = "fused",
                  grid_bits: Optional[int] = None, on_drift: str = "raise", backend: str = "auto"):
         super().__init__()
-        check_choice("ReversibleLIF", "backward", backward, BACKWARD_ALGORITHMS)
         check_choice("ReversibleLIF", "backend", backend, BACKENDS)
         if backend == "triton" and backward == "autograd":
             raise ValueError("ReversibleLIF: backward='autograd' (plain BPTT, the reference) runs "
                              "on PyTorch only; backend='triton' needs backward='fused' or "
                              "'revnet'")
+        check_numbers("ReversibleLIF", tau=tau, v_threshold=v_threshold, coupling=coupling,
+                      spike_scale=spike_scale, grid_bits=grid_bits)
+        check_choice("ReversibleLIF", "backward", backward, BACKWARD_ALGORITHMS)
         check_choice("ReversibleLIF", "on_drift", on_drift, ON_DRIFT)
         if not tau > 1.0:
             raise ValueError(f"ReversibleLIF: tau must be > 1, got {tau!r}")
@@ -238,15 +281,31 @@ class ReversibleLIF(SpikingNode):
         return z, z.clone()
 
     # -- forward / inverse ----------------------------------------------------------------------
+    def exact_membrane_bound(self, dtype: torch.dtype) -> float:
+        """Largest |H| (any membrane, any step) for which the backward's reconstruction is exact.
+
+        Every membrane and every partial sum of (E2.1)/(E2.4) and (E3.2)/(E3.4) is a multiple of δ
+        and must stay below 2^(significand bits) δ in the compute dtype; with |V| ≤ max |H| = M, the
+        largest partial sums are M + β·max|X| (forward, and the inverse's H − q(βX̄)) and (1 + a)·M
+        (the inverse's V + q(aV')). :meth:`forward` checks M + max(a·M, β·max|X|) against this
+        bound (with ``backward="fused"`` or ``"revnet"``): a sufficient condition, so it may refuse
+        a few inputs whose reconstruction would happen to round exactly."""
+        q_bits = self.grid_bits if self.grid_bits is not None else default_grid_bits(dtype)
+        return 2.0 ** (SIGNIFICAND_BITS[self.compute_dtype(dtype)] - q_bits)
+
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
-        """Run over ``x = [T, B, C, ...]``; returns Y (and the final ``(V₁, V₂)``)."""
+        """Run over ``x = [T, B, C, ...]``; returns Y (and the final ``(V₁, V₂)``).
+
+        ``ValueError`` for an input outside the exact range, and (reconstructing backward) when a
+        membrane leaves the range the backward's reconstruction needs, both with the remedy; an
+        initial ``state`` must be finite and on the grid (:meth:`snap_state` puts it there).
+        """
         check_sequence(x, node="ReversibleLIF", even_channels=True)
         if x.dtype not in _GRID_BITS:
             raise ValueError(f"ReversibleLIF: unsupported dtype {x.dtype}")
-        exact_range_guard(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
-                          grid_bits=self.grid_bits or default_grid_bits(x.dtype),
-                          remedy="normalise the input (e.g. BatchNorm), use float64 or lower "
-                                 "grid_bits")
+        q_bits = self.grid_bits or default_grid_bits(x.dtype)
+        check_exact_range(x, self.exact_input_bound(x.dtype), who="ReversibleLIF",
+                          grid_bits=q_bits, remedy=_REMEDY)
         p = self.params(x.dtype)
         cd = self.compute_dtype(x.dtype)
         v1, v2 = self.initial_state(x) if state is None else self._check_state(state, x, cd)
@@ -255,19 +314,76 @@ class ReversibleLIF(SpikingNode):
         if self.backward_algorithm == "autograd":
             y, v1, v2 = autograd_forward(x, v1, v2, p, cd)
         else:
-            y, v1, v2 = _ReversibleLIFFunction.apply(x, v1, v2, p, self.backward_algorithm,
-                                                     self.on_drift, cd, backend,
-                                                     state is not None)
+            fn = _ReversibleLIFFunctionTraceable if torch.compiler.is_compiling() else \
+                _ReversibleLIFFunction
+            y, v1, v2, h_max = fn.apply(x, v1, v2, p, self.backward_algorithm, self.on_drift, cd,
+                                        backend, state is not None)
+            if backend == "torch":       # the Triton forward does not track max |H| (run_forward)
+                self._check_membranes(h_max, x, p)
         return (y, (v1, v2)) if return_state else y
 
+    def _check_membranes(self, h_max, x, p):
+        """The membranes of this forward must stay in the range the backward reconstructs
+        exactly (:meth:`exact_membrane_bound`): the error comes here, not in ``backward()``.
+        ``on_drift`` applies as in the backward: raise (``ValueError``), warn, or skip."""
+        if self.on_drift == "ignore":
+            return
+        bound = self.exact_membrane_bound(x.dtype)
+        x_max = x.detach().abs().amax().to(h_max.dtype)
+        need = h_max + torch.maximum(p.coupling * h_max, p.input_scale * x_max)
+
+        def message():
+            return (f"ReversibleLIF: the membranes reach |V| = {float(concrete(h_max).amax()):.4g}, "
+                    f"beyond what the {self.backward_algorithm} backward reconstructs exactly "
+                    f"(max|V| + max(a·max|V|, β·max|X|) = {float(concrete(need).amax()):.4g} must stay "
+                    f"below {bound:.4g} for {x.dtype} with grid_bits="
+                    f"{self.grid_bits or default_grid_bits(x.dtype)}); {_REMEDY}")
+        if self.on_drift == "raise":
+            require(need < bound, message, like=x, static=(
+                f"ReversibleLIF: the membranes leave the range the {self.backward_algorithm} "
+                f"backward reconstructs exactly (max|V| + max(a·max|V|, β·max|X|) < {bound:.4g} "
+                f"for {x.dtype}); {_REMEDY}"))
+        elif not is_traced(x) and not bool((concrete(need) < bound).all()):
+            warnings.warn(message(), RuntimeWarning, stacklevel=3)
+
+    def snap_state(self, state, dtype: torch.dtype = torch.float32):
+        """``state`` rounded to the grid the node uses for inputs of ``dtype``, in its compute
+        dtype: an initial state :meth:`forward` accepts (it refuses states off the grid, which the
+        backward could not reconstruct bit for bit)."""
+        grid, cd = self.params(dtype).grid, self.compute_dtype(dtype)
+        return tuple(quantize(v.to(cd), grid) for v in state)
+
     def _check_state(self, state, x, cd):
+        if not (isinstance(state, (tuple, list)) and len(state) == 2
+                and all(isinstance(v, torch.Tensor) for v in state)):
+            raise ValueError(f"ReversibleLIF: state must be a pair of tensors (V₁, V₂), got "
+                             f"{type(state).__name__}")
         v1, v2 = state
         want = (x.shape[1], x.shape[2] // 2, *x.shape[3:])
         for v in (v1, v2):
             if tuple(v.shape) != want:
                 raise ValueError(f"ReversibleLIF: each state tensor must have shape {want}, got "
                                  f"{tuple(v.shape)}")
-        return v1.to(cd), v2.to(cd)
+            if not v.is_floating_point():
+                raise ValueError(f"ReversibleLIF: state tensors must be floating point, got "
+                                 f"{v.dtype}")
+        v1, v2 = v1.to(cd), v2.to(cd)
+        grid = self.params(x.dtype).grid
+        q_bits = self.grid_bits or default_grid_bits(x.dtype)
+        for name, v in (("V₁", v1), ("V₂", v2)):
+            vd = v.detach()
+            require(torch.isfinite(vd).all(), lambda: (
+                f"ReversibleLIF: the initial state {name} contains non-finite values "
+                f"({int(torch.isnan(concrete(vd)).sum())} NaN, "
+                f"{int(torch.isinf(concrete(vd)).sum())} Inf)"), like=x,
+                static=f"ReversibleLIF: the initial state {name} contains NaN or Inf")
+            require((torch.round(vd * (1.0 / grid)) * grid == vd).all(), lambda: (
+                f"ReversibleLIF: the initial state {name} is not on the node's fixed-point grid "
+                f"(multiples of 2^-{q_bits} = {grid:g} for {x.dtype}), so the backward could not "
+                f"reconstruct it bit for bit; pass node.snap_state(state, {x.dtype}) or a state "
+                f"returned by the node"), like=x,
+                static=f"ReversibleLIF: the initial state {name} is not on the grid 2^-{q_bits}")
+        return v1, v2
 
     @torch.no_grad()
     def inverse(self, y: torch.Tensor, state):

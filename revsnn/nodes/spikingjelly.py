@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..baselines import require_spikingjelly
-from .base import SpikingNode, Stored
+from .base import SpikingNode, Stored, check_numbers, check_sequence
 
 __all__ = ["SpikingJellyLIF"]
 
@@ -22,6 +22,13 @@ class SpikingJellyLIF(SpikingNode):
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset=0.0, surrogate=None, detach_reset: bool = False, **_ignored):
         super().__init__()
+        check_numbers("SpikingJellyLIF", tau=tau, v_threshold=v_threshold, v_reset=v_reset)
+        if not tau > 1.0:          # SpikingJelly's own check is a bare assert
+            raise ValueError(f"SpikingJellyLIF: tau must be > 1, got {tau!r}")
+        if v_reset is not None and not v_reset < v_threshold:
+            raise ValueError(f"SpikingJellyLIF: v_reset ({v_reset}) must be below v_threshold "
+                             f"({v_threshold}); raise v_threshold, lower v_reset, or use "
+                             f"v_reset=None (soft reset)")
         require_spikingjelly()
         from spikingjelly.activation_based import neuron, surrogate as sj_surrogate
 
@@ -49,7 +56,16 @@ class SpikingJellyLIF(SpikingNode):
         return torch.full_like(x[0], v0)
 
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
+        check_sequence(x, node="SpikingJellyLIF")
         self._refuse_state(state)
         self.node.reset()
-        y = self.node(x)
+        try:
+            y = self.node(x)
+        except RuntimeError as exc:
+            if "functorch transforms" not in str(exc):
+                raise
+            raise NotImplementedError(
+                "SpikingJellyLIF: SpikingJelly's own autograd Functions do not run under "
+                "torch.func transforms (grad, jvp, vjp); use loss.backward(), or revsnn's LIF "
+                "(mode 'bptt', the same equations) under torch.func") from None
         return (y, self.node.v) if return_state else y

@@ -49,8 +49,8 @@ bit. On CUDA add ``deterministic=True`` (cuDNN deterministic algorithms).
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -65,7 +65,7 @@ from .. import strategy
 from ..data import DatasetInfo, dataset_info, load_dataset, make_loader, set_epoch
 from ..models.encoders import encode_static
 from .checkpoints import (CHECKPOINT, CHECKPOINT_FORMAT, check_resume_config, load_checkpoint,
-                          rng_state, save_atomic, seed_everything, set_rng_state)
+                          rng_state, save_atomic, seed_everything, set_rng_state, write_atomic)
 from .config import METRICS_COLUMNS, TrainConfig, TrainResult, TrainSetupError
 from .distributed import DistInfo, all_reduce, init_distributed, resolve_device
 
@@ -174,17 +174,17 @@ def _run_epoch(model, loader, optimizer, cfg, info, device, generator, show, des
 
 
 def _write_metrics(path: Path, history: list) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
-        w.writeheader()
-        for row in history:
-            w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRICS_COLUMNS})
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=METRICS_COLUMNS)
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRICS_COLUMNS})
+    write_atomic(path, lambda f: f.write(buf.getvalue().encode()))
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def train(config: TrainConfig, model_fn: Optional[ModelFn] = None) -> TrainResult:
@@ -238,15 +238,20 @@ def _train(cfg: TrainConfig, d: DistInfo, model_fn: Optional[ModelFn]) -> TrainR
             raise TrainSetupError("resume=True reads out_dir/checkpoint.pt, but out_dir is None; "
                                   "give out_dir or a checkpoint path")
         path = out / CHECKPOINT if cfg.resume is True else Path(cfg.resume)
-        if not path.is_file():
-            raise FileNotFoundError(f"cannot resume: no checkpoint at {path}")
         ckpt = load_checkpoint(path)
         check_resume_config(ckpt["config"], cfg, d.world_size, ckpt["world_size"])
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"][d.rank])
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+            set_rng_state(ckpt["rng"][d.rank])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise TrainSetupError(
+                f"cannot resume: {path} does not fit this run's model or optimizer "
+                f"({type(exc).__name__}: {first[:300]}); start without --resume or use the "
+                f"checkpoint's own configuration") from None
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
 
