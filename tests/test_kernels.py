@@ -382,7 +382,7 @@ def test_kernels_build_for_a_gpu_without_one():
     root = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run([sys.executable, str(root / "tests" / "kernels_aot.py"), "90"],
+    res = subprocess.run([sys.executable, str(root / "scripts" / "kernels_aot.py"), "90"],
                          capture_output=True, text=True, env=env, timeout=500)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "kernels compiled for" in res.stdout

@@ -1,7 +1,7 @@
 """Compile every Triton kernel of revsnn.kernels ahead of time for a CUDA architecture, with no GPU:
 the GPU-only code (CUDA's exp, the compiled bfloat16/float16/float64 paths) must at least build.
 Run by tests/test_kernels.py in a subprocess (the interpreter must be off when the kernels are
-imported): ``python tests/kernels_aot.py [ARCH] [--all]``; prints one line per kernel built.
+imported): ``python scripts/kernels_aot.py [ARCH] [--all]``; prints one line per kernel built.
 """
 
 import os
@@ -52,7 +52,7 @@ for dt in (("fp32", "fp64", "bf16", "fp16") if ALL else ("fp32", "bf16", "fp64",
         build(K._bin_forward_kernel, sig, dict(IO=io, F64=f64, MAGIC=magic, POW2=pow2,
                                                SHIFT=1 if pow2 else 0, RB=rb, BYTES=128))
         done.append(f"binary forward {dt} pow2={pow2}")
-    rd = {"bf16": 1, "fp16": 2}.get(dt, 0)
+    rd = 0              # the binary VJP computes half precision in fp32 (binary_backward)
     cases = ((False, True, 0), (False, False, 1), (True, True, 1), (True, False, 0))
     for replay, tau2, surr in (cases[1:2] if short else cases):
         sig = dict(z_ptr=io_ptr, gs_ptr=io_ptr, gx_ptr=io_ptr, pk_ptr="*u8", rem_ptr="*u8",
