@@ -12,7 +12,10 @@ worst moment of the backward walk (the integer inversion of one channel range of
 - the range itself, at the larger of two moments: the integer inversion (conv output, synapse
   output, x̂, S, R, V', H and the (E6.2) numerator) and the synapse's VJP (conv output, synapse
   output, X̄, BatchNorm's input gradient, a fresh gradient of the inputs and of the range's slice
-  of the parameters).
+  of the parameters);
+- or, after the last range, the backward of the unit's shared part: a max pool's input gradient,
+  at the unpooled size, beside the pooled gradients accumulated over the ranges (the largest
+  moment once a layer needs many channel ranges, i.e. at large batches).
 
 Parameters and their gradients are left out (they are the same in every strategy), as is the
 forward pass, whose peak is lower (it holds one int32 membrane per neuron and no gradients).
@@ -109,7 +112,12 @@ def predict_peak_bytes(net: TemporalNetwork, x: torch.Tensor, T: Optional[int] =
         # the synapse VJP (E9.8): conv out, z, X̄, BN's input gradient, and the range's S̄ inputs
         c_max = max(r.c1 - r.c0 for r in ranges)
         vjp = base + accumulated + grads_in + n_max * 4 * f + c_max * per_channel
-        worst = max(worst, inversion, vjp)
+        # the shared part's backward after the last range: a max pool's gradient is created at
+        # the unpooled size next to the pooled gradients accumulated over the ranges
+        unpooled = sum(f * n_src for j, (n_src, pooled) in info.items()
+                       if j != -1 and pooled is not None)
+        shared = base + grads_in + unpooled
+        worst = max(worst, inversion, vjp, shared)
     return int(trace + per_neuron + worst)
 
 
