@@ -32,8 +32,9 @@ def over_budget(df: pd.DataFrame) -> pd.DataFrame:
     """Searches with no result: failed, or over the budget even at batch 1 / T = 1."""
     bad = data.failed_rows(df)
     if "max_value" in df.columns:
-        zero = df[(df.get("status", "ok") == "ok") & (df["max_value"] == 0)]
-        bad = pd.concat([bad, zero])
+        # a search that does not fit at 1 is an "oom" row with its peak at 1 (bench budget)
+        zero = df["max_value"] == 0
+        bad = pd.concat([bad[~bad.index.isin(df.index[zero])], df[zero]])
     return bad
 
 
@@ -42,7 +43,7 @@ def what_is_needed(bad: pd.DataFrame) -> str:
     the smallest budget on the slider that holds it; failures with their error."""
     parts, largest = [], 0.0
     for _, r in bad.iterrows():
-        if r.get("status") != "ok":
+        if r.get("status") != "ok" and r.get("max_value") != 0:
             parts.append(f"{r['label']} ({r['search']} search): {r['status']}: "
                          f"{r.get('error', '')}")
             continue
