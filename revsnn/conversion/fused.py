@@ -90,15 +90,31 @@ def release(module: nn.Module) -> nn.Module:
     return module
 
 
-class FusedBatchNormNode(SpikingNode):
+class _WrappedNode(SpikingNode):
+    """A user's layers and their node run as one unit: the state and what is stored are the
+    wrapped node's, and the unit returns its output only."""
+
+    _revsnn_fused_node = True
+
+    def initial_state(self, x: torch.Tensor):
+        return self.node.initial_state(x)
+
+    def stored(self, dtype: torch.dtype) -> tuple:
+        return self.node.stored(dtype)
+
+    def _output_only(self, state, return_state: bool) -> None:
+        self._refuse_state(state)
+        if return_state:
+            raise ValueError(f"{type(self).__name__}: the unit returns its output only")
+
+
+class FusedBatchNormNode(_WrappedNode):
     """``node(BN(x))`` on ``x = [T, B, C, ...]`` (the BN's input reshaped as the user's code does)
     through :func:`~revsnn.layers.bn_node.apply_bn_node`: fused (the BN input is not stored) where
     :func:`~revsnn.layers.bn_node.can_fuse` allows, plain BN then node otherwise (e.g. bf16).
 
     ``bn`` is absorbed (:func:`absorb`) and kept by reference; it stays registered where it was.
     """
-
-    _revsnn_fused_node = True
 
     def __init__(self, node: nn.Module, bn: nn.Module, bn_path: str = ""):
         super().__init__()
@@ -118,16 +134,8 @@ class FusedBatchNormNode(SpikingNode):
     def fuses_bn(self) -> bool:
         return False                                  # already fused
 
-    def initial_state(self, x: torch.Tensor):
-        return self.node.initial_state(x)
-
-    def stored(self, dtype: torch.dtype) -> tuple:
-        return self.node.stored(dtype)
-
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
-        self._refuse_state(state)
-        if return_state:
-            raise ValueError("FusedBatchNormNode: the fused unit returns its output only")
+        self._output_only(state, return_state)
         T = x.shape[0]
         folded = x.flatten(0, 1)
         if can_fuse(self._bn, self.node, folded):
@@ -153,7 +161,7 @@ class _Synapse(nn.Module):
         return x
 
 
-class BinaryUnitNode(SpikingNode):
+class BinaryUnitNode(_WrappedNode):
     """A user's ``[pool →] conv/linear → BN → node`` run as the zoo's recomputing binary unit
     (:class:`~revsnn.layers.units.BinarySpikingUnit`): the synapse is recomputed in backward from
     the packed input spikes instead of storing its input and its BN input.
@@ -161,8 +169,6 @@ class BinaryUnitNode(SpikingNode):
     The layers stay registered where they were, absorbed (NOTE [absorbed BatchNorm]); the node
     receives what the user's code hands the first of them (reshaped to ``[T, B, ...]``).
     """
-
-    _revsnn_fused_node = True
 
     def __init__(self, node: BinaryReversibleLIF, layers, paths=()):
         super().__init__()
@@ -174,16 +180,8 @@ class BinaryUnitNode(SpikingNode):
     def kind(self) -> str:
         return f"{self.node.kind} unit (recomputes {' → '.join(self.paths)})"
 
-    def initial_state(self, x: torch.Tensor):
-        return self.node.initial_state(x)
-
-    def stored(self, dtype: torch.dtype) -> tuple:
-        return self.node.stored(dtype)
-
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
-        self._refuse_state(state)
-        if return_state:
-            raise ValueError("BinaryUnitNode: the unit returns its output only")
+        self._output_only(state, return_state)
         self._synapse.training = self.training
         return _apply(self.node, self._synapse, x, True)[0]
 
