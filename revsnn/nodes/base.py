@@ -36,11 +36,12 @@ import torch
 from torch import nn
 
 from ..functional.quantize import concrete, is_traced
+from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 
 __all__ = [
     "SpikingNode", "Stored", "ReconstructionError", "check_drift", "signal_drift",
     "ON_DRIFT", "check_choice", "check_sequence", "check_exact_range", "check_finite_values",
-    "require", "INPLACE_CAUSE", "saved_or_explain", "check_numbers",
+    "require", "INPLACE_CAUSE", "saved_or_explain", "check_numbers", "KernelBackend",
 ]
 
 ON_DRIFT = ("raise", "warn", "ignore")
@@ -113,6 +114,29 @@ def check_numbers(who: str, **values) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise ValueError(f"{who}: {name} must be a number, got {value!r} "
                              f"({type(value).__name__})")
+
+
+class KernelBackend:
+    """What runs a node's loops over T (NOTE [backends] in :mod:`revsnn.kernels`), for the nodes
+    with Triton kernels: the ``backend`` option, checked at construction, and its resolution per
+    input. The node has ``backward_algorithm`` and ``surrogate``."""
+
+    def _init_backend(self, backend: str, backward: str, kernel_backwards: str) -> None:
+        who = type(self).__name__
+        check_choice(who, "backend", backend, BACKENDS)
+        if backend == "triton" and backward == "autograd":
+            raise ValueError(f"{who}: backward='autograd' (plain BPTT, the reference) runs on "
+                             f"PyTorch only; backend='triton' needs backward={kernel_backwards}")
+        self.backend = backend
+        self.last_backend: Optional[str] = None
+        """The backend the last forward ran on (``"torch"`` or ``"triton"``), for measurements."""
+
+    def backend_for(self, x: torch.Tensor) -> str:
+        """``"torch"`` or ``"triton"``: what runs this node's loops over T for input ``x``."""
+        unsupported = ("backward='autograd' runs on PyTorch only"
+                       if self.backward_algorithm == "autograd"
+                       else unsupported_reason(self.surrogate, x.dtype))
+        return resolve_backend(type(self).__name__, self.backend, x, unsupported)
 
 
 def check_choice(who: str, name: str, value, choices) -> None:

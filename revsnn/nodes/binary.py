@@ -59,10 +59,10 @@ from ..functional.binary import (BINARY_BACKWARD_ALGORITHMS, RECONSTRUCT_MODES, 
                                  _to_grid, _unpack_remainder, _unpack_rows, binary_step_inverse,
                                  node_backward, pack_spikes, unpack_spikes)
 from ..functional.quantize import SIGNIFICAND_BITS, compute_dtype, has_tangent, under_vmap
-from ..kernels import BACKENDS, resolve_backend, unsupported_reason
 from ..surrogate import Sigmoid, Surrogate
-from .base import (ON_DRIFT, ReconstructionError, SpikingNode, Stored, check_choice, check_drift,
-                   check_exact_range, check_numbers, check_sequence, saved_or_explain)
+from .base import (ON_DRIFT, KernelBackend, ReconstructionError, SpikingNode, Stored, check_choice,
+                   check_drift, check_exact_range, check_numbers, check_sequence,
+                   saved_or_explain)
 from .compiled import assert_reconstructed
 from .recompute import capture_rng, frozen_running_stats, replay_rng, reset_neuron_states, uses_rng
 
@@ -218,7 +218,7 @@ class _BinaryLIFFunction(_BinaryLIFFunctionTraceable):
             "jacfwd, torch.autograd.forward_ad); use backward='autograd' for forward mode")
 
 
-class BinaryReversibleLIF(SpikingNode):
+class BinaryReversibleLIF(KernelBackend, SpikingNode):
     """LIF with soft reset on a fixed-point membrane whose backward reconstructs it bit-exactly.
 
     Input ``[T, B, ...]``; output TRUE binary spikes {0, 1} of the same shape and dtype. Equations
@@ -264,11 +264,7 @@ class BinaryReversibleLIF(SpikingNode):
                  backward: str = "fused", reconstruct: str = "reverse", on_drift: str = "raise",
                  backend: str = "auto"):
         super().__init__()
-        check_choice("BinaryReversibleLIF", "backend", backend, BACKENDS)
-        if backend == "triton" and backward == "autograd":
-            raise ValueError("BinaryReversibleLIF: backward='autograd' (plain BPTT, the "
-                             "reference) runs on PyTorch only; backend='triton' needs "
-                             "backward='fused'")
+        self._init_backend(backend, backward, "'fused'")
         check_numbers("BinaryReversibleLIF", tau=tau, v_threshold=v_threshold, grid_bits=grid_bits)
         check_choice("BinaryReversibleLIF", "reconstruct", reconstruct, RECONSTRUCT_MODES)
         if int(tau) != tau or tau < 2:
@@ -285,16 +281,7 @@ class BinaryReversibleLIF(SpikingNode):
         self.surrogate = surrogate or Sigmoid()
         self.backward_algorithm, self.on_drift = backward, on_drift
         self.reconstruct = reconstruct
-        self.backend = backend
-        self.last_backend: Optional[str] = None
-        """The backend the last forward ran on (``"torch"`` or ``"triton"``), for measurements."""
 
-    def backend_for(self, x: torch.Tensor) -> str:
-        """``"torch"`` or ``"triton"``: what runs this node's loops over T for input ``x``."""
-        unsupported = ("backward='autograd' runs on PyTorch only"
-                       if self.backward_algorithm == "autograd"
-                       else unsupported_reason(self.surrogate, x.dtype))
-        return resolve_backend("BinaryReversibleLIF", self.backend, x, unsupported)
 
     def params(self) -> BinaryLIFParams:
         theta = round(self.v_threshold * 2 ** self.grid_bits)

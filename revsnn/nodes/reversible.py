@@ -28,9 +28,8 @@ from ..functional.reversible import (_GRID_BITS, BACKWARD_ALGORITHMS, RevLIFPara
                                      autograd_forward, count_flips, default_grid_bits,
                                      forward_loop, fused_walk, rev_step_inverse, revnet_walk)
 from ..surrogate import Sigmoid, Surrogate
-from ..kernels import BACKENDS, resolve_backend, unsupported_reason
-from .base import (ON_DRIFT, SpikingNode, Stored, check_choice, check_drift, check_exact_range,
-                   check_numbers, check_sequence, require, saved_or_explain)
+from .base import (ON_DRIFT, KernelBackend, SpikingNode, Stored, check_choice, check_drift,
+                   check_exact_range, check_numbers, check_sequence, require, saved_or_explain)
 from .compiled import assert_reconstructed
 
 __all__ = ["ReversibleLIF", "DRIFT_CAUSE", "run_forward", "walk_for"]
@@ -148,7 +147,7 @@ class _ReversibleLIFFunction(_ReversibleLIFFunctionTraceable):
             f"jacfwd, torch.autograd.forward_ad); use backward='autograd' for forward mode")
 
 
-class ReversibleLIF(SpikingNode):
+class ReversibleLIF(KernelBackend, SpikingNode):
     """Reversible two-group LIF node (equations in this module's NOTE blocks).
 
     Input ``[T, B, C, ...]`` with even C; output of the same shape, real-valued:
@@ -189,11 +188,7 @@ class ReversibleLIF(SpikingNode):
                  surrogate: Optional[Surrogate] = None, backward: str = "fused",
                  grid_bits: Optional[int] = None, on_drift: str = "raise", backend: str = "auto"):
         super().__init__()
-        check_choice("ReversibleLIF", "backend", backend, BACKENDS)
-        if backend == "triton" and backward == "autograd":
-            raise ValueError("ReversibleLIF: backward='autograd' (plain BPTT, the reference) runs "
-                             "on PyTorch only; backend='triton' needs backward='fused' or "
-                             "'revnet'")
+        self._init_backend(backend, backward, "'fused' or 'revnet'")
         check_numbers("ReversibleLIF", tau=tau, v_threshold=v_threshold, coupling=coupling,
                       spike_scale=spike_scale, grid_bits=grid_bits)
         check_choice("ReversibleLIF", "backward", backward, BACKWARD_ALGORITHMS)
@@ -215,18 +210,9 @@ class ReversibleLIF(SpikingNode):
         self.backward_algorithm = backward
         self.grid_bits = grid_bits
         self.on_drift = on_drift
-        self.backend = backend
-        self.last_backend: Optional[str] = None
-        """The backend the last forward ran on (``"torch"`` or ``"triton"``), for measurements."""
 
     invertible = True
 
-    def backend_for(self, x: torch.Tensor) -> str:
-        """``"torch"`` or ``"triton"``: what runs this node's loops over T for input ``x``."""
-        unsupported = ("backward='autograd' runs on PyTorch only"
-                       if self.backward_algorithm == "autograd"
-                       else unsupported_reason(self.surrogate, x.dtype))
-        return resolve_backend("ReversibleLIF", self.backend, x, unsupported)
 
     @property
     def kind(self) -> str:
