@@ -189,8 +189,14 @@ def test_budget_cli_rows_and_ratios(tmp_path, capsys):
 
 
 def test_max_T_at_fixed_batch():
-    row = budget.max_T("convnet", "fused", "3MiB", batch=4, image_size=8)
+    probes = []
+    row = budget.max_T("convnet", "fused", "3MiB", batch=4, image_size=8,
+                       on_probe=lambda *a: probes.append(a))
     assert row["status"] == "ok" and row["search"] == "T" and row["batch"] == 4
+    # every probe is announced before it runs, with its expected time once one has been timed
+    assert len(probes) == row["n_probes"]
+    assert [a[:3] for a in probes[:2]] == [("T", row["label"], 1), ("T", row["label"], 2)]
+    assert probes[0][3] is None and all(a[3] > 0 for a in probes[1:])
     assert row["T"] == row["max_value"] > 2
     assert row["peak_at_max"] <= 3 * 2 ** 20 < row["peak_above_max"]
 

@@ -192,8 +192,12 @@ def torch_device(device) -> str:
 
 
 def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, in_channels,
-              node_kwargs, seed, memopt_level, vary: str, allowance: int = 0):
-    """``peak_at(v)`` for ``vary`` = "batch" or "T" on one model built once."""
+              node_kwargs, seed, memopt_level, vary: str, allowance: int = 0, on_probe=None):
+    """``peak_at(v)`` for ``vary`` = "batch" or "T" on one model built once.
+
+    ``on_probe(v, seconds)``, when given, is called before each probe that runs, with the time
+    the probe should take at the rate of the largest one so far (``None`` before the first):
+    a step's time grows about linearly in the batch and in T."""
     import torch
     import torch.nn.functional as F
 
@@ -210,10 +214,15 @@ def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, i
     channels = int(case.meta["shape"].strip("[]").split(",")[1])
 
     measured: dict = {}
+    timed: dict = {}
 
     def peak_at(v: int) -> float:
         if allowance and _predicted(measured, v) > allowance:
             return math.inf                     # would pass the guard: not run (NOTE above)
+        if on_probe is not None:
+            ref = max(timed, default=None)
+            on_probe(v, None if ref is None else timed[ref] * v / ref)
+        t0 = time.perf_counter()
         b, t = (v, T) if vary == "batch" else (batch, v)
         model.encoder.T = t
         g = torch.Generator().manual_seed(seed + 1)
@@ -230,6 +239,7 @@ def _probe_fn(arch, mode, *, T, batch, image_size, num_classes, dtype, device, i
                 return math.inf
             raise
         measured[v] = peak
+        timed[v] = time.perf_counter() - t0
         return peak
 
     peak_at.guess = lambda budget, limit: _model_guess(model, vary, T=T, batch=batch,
@@ -302,7 +312,7 @@ def _predicted(measured: dict, v: int) -> float:
 
 def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=10,
                 dtype="float32", device="cpu", in_channels=None, node_kwargs=None, seed=0,
-                memopt_level=1, limit=None) -> dict:
+                memopt_level=1, limit=None, on_probe=None) -> dict:
     import torch
 
     from .. import strategy
@@ -332,7 +342,9 @@ def _search_row(arch, mode, budget, vary, *, T, batch, image_size, num_classes=1
         peak_at = _probe_fn(arch, mode, T=T, batch=batch, image_size=image_size,
                             num_classes=num_classes, dtype=dtype, device=dev,
                             in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
-                            memopt_level=memopt_level, vary=vary, allowance=allowance)
+                            memopt_level=memopt_level, vary=vary, allowance=allowance,
+                            on_probe=None if on_probe is None else
+                            (lambda v, sec: on_probe(vary, preset.label, v, sec)))
         lim = limit or (1 << 20)
         guess = peak_at.guess(budget, lim)
         res = search_max(peak_at, budget, limit=lim, guess=guess)
@@ -396,6 +408,10 @@ def budget_search(arch: str = "vgg11", modes: Optional[Sequence] = None, budget=
                   on_row=None, **kw) -> list:
     """Rows of :func:`max_batch` (at ``T``) and :func:`max_T` (at ``batch``) for every mode, with
     ``ratio_vs_spikingjelly`` filled in.
+
+    ``on_row(row)`` is called after each search, ``on_probe(search, label, v, seconds)`` before
+    each probe (``seconds``: its expected duration, ``None`` when unknown; a probe of a long
+    search can take many minutes on a CPU).
 
     ``modes`` defaults to :func:`revsnn.strategy.defaults` for ``budget``; every mode is parsed
     before the first search, so one that does not build ``arch`` raises ``ValueError`` (naming

@@ -4,6 +4,7 @@ trains in a memory budget (:mod:`revsnn.bench.budget`)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..bench.budget import (COLUMNS, budget_search, effective_budget, format_budget_table,
                             parse_bytes)
@@ -37,6 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser)
 
 
+def _duration(seconds: float) -> str:
+    """``"40 s"``, ``"12 min"``, ``"1.5 h"``.
+
+    >>> _duration(40), _duration(725), _duration(5400)
+    ('40 s', '12 min', '1.5 h')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         budget = parse_bytes(args.budget)
@@ -59,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, memopt_level=args.memopt_level, limit=args.limit,
                          on_row=lambda r: echo(f"… {r['search']} {r['label']}: "
                                                f"{r['max_value']} ({r['status']})",
-                                               quiet=args.quiet))
+                                               quiet=args.quiet),
+                         on_probe=lambda search, label, v, sec: echo(
+                             f"  probing {search} = {v} ({label}"
+                             + ("" if sec is None or sec < 30 else f", about {_duration(sec)}")
+                             + ")", quiet=args.quiet, file=sys.stderr))
     echo("\n" + format_budget_table(rows), quiet=args.quiet)
     if out is not None:
         write_rows(rows, out, columns=COLUMNS)
