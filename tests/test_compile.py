@@ -14,6 +14,7 @@ import torch._dynamo as dynamo
 
 from revsnn import LIF, BinaryReversibleLIF, ReversibleLIF
 from revsnn.models import build
+from revsnn.nodes.compiled import tracing_autograd
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +41,21 @@ def test_nodes_trace_without_graph_breaks(make, one_thread):
     assert count == 0, reasons
 
 
-@pytest.mark.parametrize("mode", ["bptt", "fused_nobn"])
+@pytest.mark.parametrize("mode", ["bptt", "fused_nobn", "fused", "revnet", "binary",
+                                  "binary_replay"])
 def test_zoo_model_traces_without_graph_breaks(mode, one_thread):
+    """``revnet`` and the binary units differentiate a recomputed piece with autograd.grad,
+    traced under :func:`tracing_autograd` (NOTE [compiled nodes])."""
     model = build("convnet", mode, T=2, seed=0)
-    count, reasons = _graph_breaks(lambda x: model(x).sum(), torch.randn(2, 1, 8, 8))
+    with tracing_autograd():
+        count, reasons = _graph_breaks(lambda x: model(x).sum(), torch.randn(2, 1, 8, 8))
     assert count == 0, reasons
+
+
+def test_without_tracing_autograd_the_binary_units_break_the_graph(one_thread):
+    model = build("convnet", "binary", T=2, seed=0)
+    count, reasons = _graph_breaks(lambda x: model(x).sum(), torch.randn(2, 1, 8, 8))
+    assert count > 0 and all("autograd.grad" in r for r in reasons), reasons
 
 
 def test_the_graph_break_check_can_fail(one_thread):
@@ -96,17 +107,19 @@ def test_compiled_nodes_keep_the_exact_range_guard(compiled_nodes, one_thread):
         _node_step(compiled, x)
 
 
-def test_compiled_zoo_training_step_equals_eager(one_thread):
-    """convnet with the reversible node (fused backward): one SGD step, compiled with
-    fullgraph=True against eager: loss and updated parameters agree to float32 rounding."""
+@pytest.mark.parametrize("mode", ["fused_nobn", "fused", "binary"])
+def test_compiled_zoo_training_step_equals_eager(mode, one_thread):
+    """convnet with the reversible node (fused backward; BatchNorm fused into it with ``fused``)
+    or the binary units: one SGD step, compiled with fullgraph=True against eager: loss and
+    updated parameters agree to float32 rounding."""
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     results = []
     for compiled in (False, True):
         dynamo.reset()
-        model = build("convnet", "fused_nobn", T=2, seed=0)
+        model = build("convnet", mode, T=2, seed=0)
         run = torch.compile(model, fullgraph=True) if compiled else model
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), tracing_autograd():
             warnings.simplefilter("ignore")
             loss = run(x).square().mean()
             loss.backward()
@@ -116,6 +129,21 @@ def test_compiled_zoo_training_step_equals_eager(one_thread):
     torch.testing.assert_close(loss_c, loss_e, rtol=1e-5, atol=1e-7)
     for a, b in zip(params_c, params_e):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_fused_bn_unit_refuses_a_gamma_too_small_for_its_code(one_thread):
+    """Eager, a (near) zero γ makes the fused unit store the BN input; a graph cannot choose what
+    it stores, so the compiled unit stops with an error (NOTE [BN + node fusion])."""
+    dynamo.reset()
+    model = build("convnet", "fused", T=2, seed=0)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with torch.no_grad():
+        bn.weight[0] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model(torch.randn(2, 1, 8, 8)).sum().backward()          # eager: falls back, runs
+        with pytest.raises(RuntimeError, match="too small for the residual code"):
+            torch.compile(model)(torch.randn(2, 1, 8, 8)).sum().backward()
 
 
 def test_node_bench_measures_compiled_next_to_eager(one_thread):

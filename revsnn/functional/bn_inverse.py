@@ -49,6 +49,16 @@ the output equals the unfused ``bn(x) (+ a) → node`` bit for bit; the backward
 The node's own backward is the node's: the same walk (``fused`` or ``revnet``) as
 :class:`~revsnn.ReversibleLIF`, with its drift guard (NOTE [drift guard] in
 :mod:`revsnn.nodes.reversible`).
+In a graph. The width k only decides how precisely r is kept and what is stored; it is a function
+of min |γ|, which changes at every optimizer step, so it cannot be fixed once, and reading γ on the
+host is a graph break. Traced by ``torch.compile`` (:data:`IN_GRAPH`) the unit makes the same
+choice as a graph operation instead: the code is always held in int16, with the level L of the
+width :func:`residual_bits` would pick (:func:`eight_bits_in_graph`, the same test |γ|·4L·tol ≥ δ,
+exact in float64), so c and r' take the eager values and the bound of (E2.B4) holds on every call,
+whatever γ the last update left. The cost: 2 bytes per element where eager would store 1 (with
+8 bits). The third choice, storing x when even 16 bits fail (some |γ| < δ/(4·32767·tol), about
+2.4e-4 in fp32), changes what is stored and its shape, which a graph cannot decide from values:
+the compiled step stops there with an error (``torch._assert_async``), never a wrong gradient.
 """
 
 from __future__ import annotations
@@ -62,12 +72,17 @@ from .quantize import quantize  # noqa: F401  (used by the examples)
 from .reversible import decode_spike
 
 __all__ = ["residual_bits", "residual_step", "encode_residual", "decode_residual",
-           "bn_normalized_from_output", "decode_node_input", "RESIDUAL_TOLERANCE"]
+           "bn_normalized_from_output", "decode_node_input", "RESIDUAL_TOLERANCE", "IN_GRAPH",
+           "eight_bits_in_graph", "code_step", "encode_residual_in_graph"]
 
 RESIDUAL_TOLERANCE = {torch.float32: 2.0 ** -17, torch.float64: 2.0 ** -40}
 """Largest accepted bound on |x̂' − x̂| from the residual code (E2.B4), per dtype."""
 
 _CODE_DTYPES = {8: torch.int8, 16: torch.int16}
+
+IN_GRAPH = "in-graph"
+"""``bits`` of a fused unit traced by ``torch.compile``: an int16 code whose level L is chosen from
+γ in the graph (NOTE [BN + node fusion], "In a graph")."""
 
 
 def residual_bits(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> int:
@@ -94,6 +109,37 @@ def residual_step(grid: float, bits: int) -> float:
     return grid / (2 * (2 ** (bits - 1) - 1))
 
 
+def eight_bits_in_graph(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`residual_bits` without a host read: a 0-d bool tensor, True where 8 bits meet the
+    tolerance (else 16 bits do). Where even 16 bits fail (some |γ| (near) 0, where eager stores
+    the BN input) the step stops with an error instead: a graph cannot choose what it stores
+    (NOTE [BN + node fusion], "In a graph").
+
+    >>> bool(eight_bits_in_graph(torch.ones(4), 2.0 ** -12, torch.float32))
+    True
+    >>> bool(eight_bits_in_graph(torch.tensor([1.0, 0.01]), 2.0 ** -12, torch.float32))
+    False
+    """
+    tol = RESIDUAL_TOLERANCE[dtype]
+    # δ/(4·L·|γ|) <= tol  <=>  |γ|·4L·tol >= δ: exact in float64 (δ and tol are powers of 2)
+    gmin = weight.detach().abs().amin().double()
+    torch._assert_async(gmin * (4 * (2 ** 15 - 1) * tol) >= grid,
+                        f"BN + ReversibleLIF under torch.compile: some |γ| < "
+                        f"{grid / (4 * (2 ** 15 - 1) * tol):.3g}, too small for the residual code "
+                        f"(eager stores the BatchNorm input then, a graph cannot); run this step "
+                        f"eagerly or use a mode without BatchNorm fusion")
+    return gmin * (4 * (2 ** 7 - 1) * tol) >= grid
+
+
+def code_step(weight: torch.Tensor, grid: float, dtype: torch.dtype, bits):
+    """δ/(2L) of (E2.B4) for a code of ``bits`` 8 or 16 (a float), or :data:`IN_GRAPH` (a 0-d
+    tensor: L chosen by :func:`eight_bits_in_graph`)."""
+    if bits == IN_GRAPH:
+        eight = eight_bits_in_graph(weight, grid, dtype)
+        return torch.where(eight, residual_step(grid, 8), residual_step(grid, 16)).to(dtype)
+    return residual_step(grid, bits)
+
+
 def encode_residual(z: torch.Tensor, grid: float, bits: int, inplace: bool = False) -> torch.Tensor:
     """Code c of r = z − q(z) in ``bits``-bit integers (E2.B4); q(z) = δ·round(z/δ) as in (E2.0).
 
@@ -110,6 +156,15 @@ def encode_residual(z: torch.Tensor, grid: float, bits: int, inplace: bool = Fal
     for kt in (k.unbind(0) if k.dim() > 1 else (k,)):                  # per step: small temporaries
         kt.sub_(torch.round(kt))                                       # r/δ ∈ [−½, ½]
     return k.mul_(grid / residual_step(grid, bits)).round_().to(_CODE_DTYPES[bits])
+
+
+def encode_residual_in_graph(z: torch.Tensor, weight: torch.Tensor, grid: float) -> torch.Tensor:
+    """The code of :func:`encode_residual` with the width :func:`eight_bits_in_graph` chooses, in
+    int16 either way (the same values as the eager code; functional, for a traced graph)."""
+    eight = eight_bits_in_graph(weight, grid, z.dtype)
+    levels2 = torch.where(eight, 2 * (2 ** 7 - 1), 2 * (2 ** 15 - 1)).to(z.dtype)   # 2L = δ/step
+    k = z * (1.0 / grid)
+    return ((k - torch.round(k)) * levels2).round().to(torch.int16)
 
 
 def decode_residual(code: torch.Tensor, grid: float, bits: int, dtype: torch.dtype) -> torch.Tensor:

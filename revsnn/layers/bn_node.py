@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..functional.bn_inverse import (RESIDUAL_TOLERANCE, decode_node_input, encode_residual,
-                                     residual_bits, residual_step)
+from ..functional.bn_inverse import (IN_GRAPH, RESIDUAL_TOLERANCE, code_step, decode_node_input,
+                                     encode_residual, encode_residual_in_graph, residual_bits)
 # The node's backward walks are shared with the node, not copied (one backward per algorithm).
 from ..nodes.base import check_drift, saved_or_explain
+from ..nodes.compiled import assert_reconstructed
 from ..nodes.reversible import DRIFT_CAUSE, ReversibleLIF, walk_for
 
 __all__ = ["BNNodeFunction", "apply_bn_node", "can_fuse"]
@@ -85,7 +86,9 @@ class BNNodeFunction(torch.autograd.Function):
         if addend is not None:
             z = z + addend
         y, (v1, v2) = node(z, return_state=True)
-        if bits:
+        if bits == IN_GRAPH:
+            code = encode_residual_in_graph(z, weight, node.params(z.dtype).grid)
+        elif bits:
             code = encode_residual(z, node.params(z.dtype).grid, bits, inplace=True)
         else:
             code = x.new_empty(0)
@@ -126,15 +129,18 @@ class BNNodeFunction(torch.autograd.Function):
         T = y.shape[0]
         shape = (1, 1, -1) + (1,) * (y.dim() - 3)              # per channel, over [t, B, C, ...]
         n_chunks = min(T, max(1, -(-y.numel() // _CHUNK_ELEMENTS)))
-        chunks = [slice(int(c[0]), int(c[-1]) + 1)
-                  for c in torch.arange(T).tensor_split(n_chunks)]
+        chunks = _split_steps(T, n_chunks)
         if ctx.bits:
             (code,) = rest
-            step = residual_step(p.grid, ctx.bits)
+            step = code_step(weight, p.grid, y.dtype, ctx.bits)
             inv_gamma, beta = (1.0 / weight).view(shape), bias.view(shape)
 
             def xhat(c):
-                z = decode_node_input(y[c], node).add_(code[c], alpha=step)   # q(z) + r', (E2.B4)
+                z = decode_node_input(y[c], node)
+                if ctx.bits == IN_GRAPH:                                       # step: a tensor
+                    z = z + code[c].to(z.dtype) * step
+                else:
+                    z.add_(code[c], alpha=step)                                # q(z) + r', (E2.B4)
                 if addend is not None:
                     z.sub_(addend[c])
                 return z.sub_(beta).mul_(inv_gamma)                            # (E2.B2)
@@ -164,6 +170,20 @@ class BNNodeFunction(torch.autograd.Function):
                 gz if need_ga else None, None, None, None, None)
 
 
+def _split_steps(T: int, n: int) -> list:
+    """``range(T)`` in ``n`` consecutive slices, as ``torch.arange(T).tensor_split(n)`` cuts it (the
+    first ``T % n`` one step longer), without tensors (no host read in a graph).
+
+    >>> _split_steps(5, 3)
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    size, extra = divmod(T, n)
+    bounds = [0]
+    for i in range(n):
+        bounds.append(bounds[-1] + size + (i < extra))
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 _CHUNK_ELEMENTS = 1 << 20
 """Elements per chunk of the BN backward (4 MiB in fp32), or one timestep if that is larger."""
 
@@ -172,6 +192,10 @@ def _check_drift(flips, v1_0, v2_0, on_drift: str) -> None:
     """The node's drift guard (NOTE [drift guard]): the walk must end at rest (the models start
     every sequence from rest) with no flipped spike decision (when the walk counts them)."""
     if on_drift == "ignore":
+        return
+    if torch.compiler.is_compiling():                                   # NOTE [compiled nodes]
+        assert_reconstructed(torch.maximum(v1_0.abs().max(), v2_0.abs().max()),
+                             "BN+ReversibleLIF", DRIFT_CAUSE)
         return
     check_drift("BN+ReversibleLIF", on_drift, flips=0 if flips is None else int(flips),
                 state_error=float(torch.maximum(v1_0.abs().max(), v2_0.abs().max())),
@@ -186,7 +210,10 @@ def apply_bn_node(x: torch.Tensor, bn: nn.Module, node: nn.Module, T: int,
     result is the same tensor either way; fused, the BN input is not stored (NOTE above).
     """
     if fuse and can_fuse(bn, node, x):
-        bits = residual_bits(bn.weight, node.params(x.dtype).grid, x.dtype)
+        grid = node.params(x.dtype).grid
+        # a graph cannot read γ on the host: NOTE [BN + node fusion], "In a graph"
+        bits = IN_GRAPH if torch.compiler.is_compiling() else residual_bits(bn.weight, grid,
+                                                                             x.dtype)
         return BNNodeFunction.apply(x, bn.weight, bn.bias, addend, bn, node, T, bits)[0]
     z = bn(x)
     z = z.view(T, -1, *z.shape[1:])

@@ -11,6 +11,12 @@ reconstructing backward likewise becomes ``torch._assert_async(max |V(t=0) error
 (:func:`assert_reconstructed`): ``on_drift="raise"`` and ``"warn"`` both stop the step there (a
 graph cannot warn), ``"ignore"`` skips it, and the flipped spikes are not counted for the
 message. Everything else the nodes compute is the same under compile.
+
+Two backwards differentiate a recomputed piece with ``torch.autograd.grad``: the RevNet walk
+(``backward="revnet"``) and the binary units' synapse. Dynamo traces that call only with
+``torch._dynamo.config.trace_autograd_ops = True`` (off by default in torch 2.13); otherwise each
+such Function is one graph break and runs eagerly, correct but uncompiled. :func:`tracing_autograd`
+sets the flag for a block: compile and run ``revnet`` and ``binary`` models inside it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ import torch
 
 from .base import check_exact_range
 
-__all__ = ["exact_range_guard", "assert_reconstructed"]
+__all__ = ["exact_range_guard", "assert_reconstructed", "tracing_autograd"]
+
+
+def tracing_autograd():
+    """A context (or decorator) under which ``torch.compile`` traces ``torch.autograd.grad``
+    inside the nodes' backwards instead of breaking the graph there (NOTE above); compilation
+    happens at a compiled function's calls, so run those inside it."""
+    return torch._dynamo.config.patch(trace_autograd_ops=True)
 
 
 def exact_range_guard(x: torch.Tensor, bound: float, *, who: str, grid_bits: int,
