@@ -177,3 +177,47 @@ def test_compiled_node_with_the_triton_backend_runs_the_kernels(one_thread):
         assert node.last_backend == "triton"
     assert torch.equal(results[1][0], results[0][0])
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-6, atol=1e-7)
+
+
+def test_temporal_engine_is_one_opaque_call_under_compile(one_thread):
+    """The time-major engine is one ``torch.compiler.disable`` call (NOTE [time-major engine under
+    torch.compile]): one break, there, and the code around it is compiled (two graphs)."""
+    model = build("convnet", "temporal", T=2, seed=0)
+    dynamo.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = dynamo.explain(lambda x: model(x * 2).square().mean())(torch.randn(2, 1, 8, 8))
+    reasons = [str(b.reason) for b in e.break_reasons]
+    assert (e.graph_count, e.graph_break_count) == (2, 1), reasons
+    assert "time-major engine under torch.compile" in reasons[0]
+
+
+def test_compiled_temporal_training_step_equals_eager(one_thread):
+    """A compiled step (input scaling and loss compiled around the eager engine) gives the eager
+    step's loss and updated parameters; the compiled graphs did run. ``aot_eager``: dynamo and
+    AOTAutograd split the step as Inductor would, without Inductor's C++ build (seconds)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    results = []
+    for compiled in (False, True):
+        dynamo.reset()
+        model = build("convnet", "temporal", T=2, seed=0)
+        counter = CompileCounterWithBackend("aot_eager")
+
+        def step(x):
+            return model(x * 2).square().mean()
+
+        run = torch.compile(step, backend=counter) if compiled else step
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss = run(x)
+            loss.backward()
+        opt.step()
+        assert counter.frame_count == (2 if compiled else 0)
+        results.append((loss.detach(), [p.detach().clone() for p in model.parameters()]))
+    (loss_e, params_e), (loss_c, params_c) = results
+    assert torch.equal(loss_c, loss_e)                   # the same kernels: bit-equal
+    for a, b in zip(params_c, params_e):
+        assert torch.equal(a, b)

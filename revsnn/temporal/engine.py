@@ -46,6 +46,39 @@ With N_u neurons per step in unit u and N = Σ N_u, what stays alive during the 
 
 Nothing is ``[T, B, ...]`` except the packed bits, so the peak grows with T only by 2 bits per
 neuron-step. :func:`predict_peak_bytes` in :mod:`revsnn.temporal.memory` counts these terms.
+
+NOTE [time-major engine under torch.compile]
+============================================
+To ``torch.compile`` the engine is one opaque call: :func:`_time_major` (the no-grad forward or
+:class:`_TimeMajorFunction`) is wrapped in ``torch.compiler.disable``, so a compiled model breaks
+its graph exactly once, there, with a reason that points here, and what surrounds it (the rate
+encoder, the loss and the loss's backward) compiles. The engine itself runs eagerly, forward and
+backward, so its logits and gradients are those of the uncompiled model.
+
+Why it is not traced:
+
+- Its forward is a Python loop over T × units × channel ranges, and its backward walks the same
+  loop again (NOTE [time-major backward]). Traced, the graph would unroll T: its size and its
+  compile time grow with T, and every new T recompiles. The engine exists so that memory does not
+  grow with T; a graph that does is the wrong shape for it.
+- Its bookkeeping is host-side by design: the channel-range plan comes from the first step's
+  shapes, the walking membranes stay int16 until a host read of their largest value says they
+  must widen (``int(v_prev.abs().max())``), ``V_T`` is narrowed the same way (``_narrow``), and the
+  drift guard reads the flip count. Each is a data-dependent branch, i.e. a graph break.
+- Traced without the wrapper, dynamo stopped at the forward's ``del outs`` (a variable a
+  comprehension closes over, bytecode ``DELETE_DEREF``, not supported) inside the BatchNorm
+  statistics context, which cannot be resumed after a break; it then ran the Function's frame
+  eagerly and traced every function that frame called as a frame of its own, each breaking
+  again: 22 breaks for the two-unit ConvNet at T = 2, reported without reasons.
+- ``torch._dynamo.allow_in_graph`` does not apply: AOTAutograd still traces the Function's body
+  with fake tensors and meets the same host reads. A ``torch.library`` custom op would be opaque
+  to both, but its arguments can only be tensors and scalars, not the network.
+
+Not done: compiling the per-step unit bodies (synapse + E5 step, and their inverse and VJP in the
+backward) inside the eager loop. Their shapes are fixed per (unit, channel range), so each would
+compile once, but the backward differentiates the recomputed synapse with ``autograd.grad`` at
+every step, so the synapse's compiled backward would be called T times per unit.
+``tests/test_compile.py`` checks the single break and that a compiled training step equals eager.
 """
 
 from __future__ import annotations
@@ -443,6 +476,18 @@ class _TimeMajorFunction(torch.autograd.Function):
         return (gx, None, None, None, None, *[walk.param_grads.get(id(q)) for q in ctx.params])
 
 
+@torch.compiler.disable(reason="the time-major engine runs eagerly: NOTE [time-major engine "
+                                "under torch.compile] in revsnn.temporal.engine")
+def _time_major(net: "TemporalNetwork", x: torch.Tensor, static: bool, T: int, mean: bool,
+                grad: bool, params: list) -> torch.Tensor:
+    """The engine's one opaque call under ``torch.compile`` (NOTE [time-major engine under
+    torch.compile]): the no-grad forward, or the time-major Function."""
+    if not grad:
+        with torch.no_grad(), collect_statistics(net):
+            return _forward_pass(net, x, static, T, store=False, mean=mean)[0]
+    return _TimeMajorFunction.apply(x, net, static, T, mean, *params)[0]
+
+
 class TemporalNetwork(nn.Module):
     """A spiking classifier whose units run time-major (NOTE [time-major backward]).
 
@@ -519,10 +564,7 @@ class TemporalNetwork(nn.Module):
         if self.backward_algorithm == "autograd" and grad:
             out = self._reference(x, static, T)
             return out.mean(0) if mean else out
-        if not grad:
-            with torch.no_grad(), collect_statistics(self):
-                return _forward_pass(self, x, static, T, store=False, mean=mean)[0]
-        return _TimeMajorFunction.apply(x, self, static, T, mean, *params)[0]
+        return _time_major(self, x, static, T, mean, grad, params)
 
     def step_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Per-step logits ``[T, B, K]`` (E9.3) before the mean over time (for per-step losses)."""
