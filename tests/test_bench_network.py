@@ -92,6 +92,36 @@ def test_network_cli_writes_csv(tmp_path, capsys):
         network_cli.run(parse(network_cli, ["--out", str(tmp_path / "x.txt")]))
 
 
+def test_network_cli_compile_pairs_each_mode_with_its_compiled_row(tmp_path, capsys, one_thread):
+    """``--compile``: an eager and a compiled row per mode, timed in one run; the compiled row has
+    its compile time and speed-up and no memory columns (the trackers would see eager code).
+    ``aot_eager`` (dynamo and AOTAutograd without Inductor's C++ build) keeps the test short."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    out = tmp_path / "compiled.csv"
+    args = parse(network_cli, ["--arch", "convnet", "--T", "2", "--batch", "2", "--image-size", "8",
+                               "--modes", "bptt", "--repeats", "1", "--warmup", "0", "--compile",
+                               "aot_eager", "--out", str(out)])
+    assert network_cli.run(args) == 0
+    df = pd.read_csv(out)
+    assert list(zip(df["mode"], df["compiled"], df["label"])) == [
+        ("bptt", False, "LIF (BPTT)"), ("bptt", True, "LIF (BPTT) (compiled, aot_eager)")]
+    assert list(df["compile_backend"].fillna("")) == ["", "aot_eager"]
+    eager, compiled = df.iloc[0], df.iloc[1]
+    assert (eager["status"], compiled["status"]) == ("ok", "ok")
+    assert eager["saved_bytes"] > 0 and eager["act_peak_bytes"] > 0
+    assert math.isnan(eager["compile_seconds"]) and math.isnan(eager["compile_speedup"])
+    for col in ("saved_bytes", "act_bytes", "peak_bytes", "act_peak_bytes",
+                "predicted_saved_bytes"):
+        assert math.isnan(compiled[col]), col
+    assert compiled["compile_seconds"] > 0 and compiled["step_ms"] > 0
+    assert compiled["compile_speedup"] == pytest.approx(eager["step_ms"] / compiled["step_ms"])
+    text = capsys.readouterr().out
+    assert "LIF (BPTT) (compiled, aot_eager)" in text
+    assert "torch.compile speed-up (eager step / compiled step): LIF (BPTT) " in text
+
+
 # -- budget ------------------------------------------------------------------------------------
 
 def test_parse_bytes():

@@ -32,6 +32,12 @@ What is counted
   node (its CUDA implementation as SpikingJelly reports it, ``cpu`` on CPU).
 - ``compiled``: whether the module ran under ``torch.compile`` (its times then exclude the
   compilation, which the warmup runs absorb).
+- ``compile_seconds`` (a case built with ``first_step=True``): the wall time of the first training
+  step, run right after building, before anything else: for a compiled module, dynamo's tracing
+  and Inductor's compilation of forward and backward plus one step. A case built with
+  ``memory=False`` leaves every memory column empty (NaN): ``torch.compile`` does not run its
+  compiled code while a ``TorchDispatchMode`` (:class:`LiveStorage`, MemTracker) is active, so those
+  trackers would count the eager model, and saved-tensor hooks change what dynamo traces.
 """
 
 from __future__ import annotations
@@ -363,13 +369,16 @@ def activation_peak_bytes(model: nn.Module, make_input: Callable, loss_fn: Calla
 
 
 class Case:
-    """One configuration to measure: a module builder, an input maker, a loss and row metadata."""
+    """One configuration to measure: a module builder, an input maker, a loss and row metadata;
+    ``memory=False`` skips the memory columns, ``first_step=True`` times the first step
+    (``compile_seconds``; both in the module docstring)."""
 
     def __init__(self, build: Callable[[], nn.Module], make_input: Callable[[], torch.Tensor], *,
                  loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 device="cpu", **meta):
+                 device="cpu", memory: bool = True, first_step: bool = False, **meta):
         self.build, self.make_input, self.device = build, make_input, torch.device(device)
         self.loss_fn = loss_fn
+        self.memory, self.first_step = memory, first_step
         self.meta = meta
         self.module: Optional[nn.Module] = None
         self.row: dict = {}
@@ -444,6 +453,15 @@ def _spikingjelly_implementation(device: torch.device) -> str:
 
 def _measure_memory(case: Case, track_memory: bool):
     case.module = case.build()
+    if case.first_step:                                  # compile_seconds (module docstring)
+        case.module.zero_grad(set_to_none=True)
+        with _Timer(torch.device("cpu")) as t:           # wall time, CUDA included
+            case.loss(case.module(case.make_input())).backward()
+            _sync(case.device)
+        case.module.zero_grad(set_to_none=True)
+        case.row["compile_seconds"] = t.ms / 1e3
+    if not case.memory:
+        return
     params = list(case.module.parameters()) + list(case.module.buffers())
     x = case.make_input()
     _, sb = saved_tensor_bytes(lambda inp: case.module(inp), x, params=params)

@@ -26,6 +26,20 @@ mode's: higher is leaner),
 ``step_ratio`` (the mode's step time / SpikingJelly's) and ``step_vs_bptt`` (/ our BPTT LIF's).
 ``saved_bytes`` excludes parameters; it misses what checkpointing keeps in its own frames, so
 compare checkpointed modes by ``act_bytes`` / ``peak_bytes`` (allocator-level, params included).
+
+With ``compile=True`` (or a ``torch.compile`` backend name; ``True`` is ``"inductor"``) every mode
+is measured twice, eager and as ``torch.compile(model, backend=...)`` (the loss stays eager), all
+rows timed round-robin in one run. A compiled row has ``compiled`` True, its backend in
+``compile_backend``, a label ending in " (compiled)" (" (compiled, <backend>)" for a backend other
+than Inductor), ``compile_seconds`` is the wall time of its first step (tracing
+and compiling forward and backward, plus one step; not in the step times) and ``compile_speedup``
+is the eager row's step time / the compiled row's. Its memory columns are empty: ``torch.compile``
+does not run compiled code while the dispatcher-level trackers are active, so they would count the
+eager model (:mod:`revsnn.analysis.measure`); on CUDA ``cuda_peak_bytes`` (from the timed steps)
+is measured. The whole run is under :func:`revsnn.nodes.compiled.tracing_autograd` (the
+``revnet`` and binary modes need it; it changes nothing for the others), with a recompile limit
+high enough for every compiled mode. The ratios against SpikingJelly, BPTT and fused compare
+with those modes' eager rows.
 """
 
 from __future__ import annotations
@@ -34,15 +48,16 @@ import math
 from typing import Optional, Sequence
 
 from ..analysis.measure import COLUMNS as _BASE_COLUMNS
-from .report import failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, is_missing, \
-    is_ok, safe_ratio
+from .report import MISSING, failure_text, fmt_ms, fmt_ratio, format_table, human_bytes, \
+    is_missing, is_ok, safe_ratio
 
 __all__ = ["measure_network", "network_sweep", "network_case", "add_ratios",
-           "format_network_table", "COLUMNS", "LEGEND"]
+           "format_network_table", "COLUMNS", "LEGEND", "COMPILE_LEGEND"]
 
 EXTRA_COLUMNS = ["image_size", "num_classes", "predicted_saved_bytes", "predicted_act_peak_bytes",
                  "act_peak_ratio", "saved_ratio", "act_ratio", "peak_ratio", "step_ratio",
-                 "step_vs_bptt", "step_vs_fused"]
+                 "step_vs_bptt", "step_vs_fused", "compile_backend", "compile_seconds",
+                 "compile_speedup"]
 
 LEGEND = (
     "act peak: the activation peak, the peak of live storage over forward + loss + backward minus\n"
@@ -57,6 +72,13 @@ LEGEND = (
     "which saved-tensor hooks do not see: compare them by act and peak."
 )
 
+COMPILE_LEGEND = (
+    "(compiled): torch.compile(model), timed round-robin with the eager rows; ×compile: eager\n"
+    "step / compiled step (higher = compile is faster); compile s: its first step, compiling\n"
+    "included (not in the step times). Compiled rows have no memory columns: torch.compile runs\n"
+    "eagerly under the dispatcher-level trackers, so they would measure the eager model."
+)
+
 
 COLUMNS = list(_BASE_COLUMNS) + EXTRA_COLUMNS
 """Column order of the rows (and of ``--out``): :data:`revsnn.analysis.measure.COLUMNS` + the extras."""
@@ -65,8 +87,10 @@ COLUMNS = list(_BASE_COLUMNS) + EXTRA_COLUMNS
 def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: int = 32,
                  num_classes: int = 10, dtype="float32", device="cpu", in_channels=None,
                  node_kwargs: Optional[dict] = None, seed: int = 0, memopt_level: int = 1,
-                 command: str = "network", **arch_kwargs):
-    """A :class:`revsnn.analysis.measure.Case` for one training step of ``arch`` under preset ``mode``.
+                 command: str = "network", compiled=False, **arch_kwargs):
+    """A :class:`revsnn.analysis.measure.Case` for one training step of ``arch`` under preset ``mode``
+    (``compiled``: True or a backend name, of ``torch.compile(model)``, without memory columns;
+    module docstring).
 
     ``mode`` is parsed here: a preset that is not offered for ``command`` or does not build
     ``arch`` raises ``ValueError`` naming the ones that do. Weights come from ``seed`` (equal in
@@ -86,6 +110,9 @@ def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: in
     preset = (strategy.get(user_modes(command, [mode])[0]) if user
               else strategy.parse(mode, arch=arch, command=command))
     tdtype, dev = parse_dtype(dtype), torch.device(device)
+    backend = _compile_backend(compiled)
+    suffix = ("" if backend is None else " (compiled)" if backend == "inductor"
+              else f" (compiled, {backend})")
     in_channels = DEFAULT_IN_CHANNELS.get(arch, 3) if in_channels is None else int(in_channels)
     g = torch.Generator().manual_seed(seed + 1)
     image = torch.rand(batch, in_channels, image_size, image_size, generator=g)
@@ -105,10 +132,13 @@ def network_case(arch: str, mode, *, T: int = 8, batch: int = 16, image_size: in
             model = build(arch, preset, num_classes=num_classes, in_channels=in_channels,
                           node_kwargs=node_kwargs, T=T, seed=seed, example=make_input,
                           memopt_level=memopt_level, **arch_kwargs)
-        return model.to(dev, tdtype).train()
+        model = model.to(dev, tdtype).train()
+        return model if backend is None else torch.compile(model, backend=backend)
 
     return Case(build_model, make_input, loss_fn=lambda out: F.cross_entropy(out, labels),
-                device=dev, kind="network", mode=preset.name, label=preset.label, arch=arch, T=T,
+                device=dev, memory=backend is None, first_step=backend is not None,
+                compiled=backend is not None, compile_backend=backend or "",
+                kind="network", mode=preset.name, label=preset.label + suffix, arch=arch, T=T,
                 batch=batch, shape=f"[{batch}, {in_channels}, {image_size}, {image_size}]",
                 dtype=str(tdtype).replace("torch.", ""), image_size=image_size,
                 num_classes=num_classes)
@@ -152,7 +182,7 @@ def _peak_prediction(arch, row, T, batch, image_size, num_classes, in_channels, 
 
 def add_ratios(rows: Sequence[dict]) -> list:
     """Fill the ratio columns of one block of rows (same arch, T, batch) in place; returns rows."""
-    by_mode = {r["mode"]: r for r in rows}
+    by_mode = {r["mode"]: r for r in rows if r.get("compiled") is not True}   # eager baselines
 
     sj, bptt = by_mode.get("spikingjelly"), by_mode.get("bptt")
     for r in rows:
@@ -166,6 +196,11 @@ def add_ratios(rows: Sequence[dict]) -> list:
         fused = by_mode.get("fused")
         r["step_vs_fused"] = (safe_ratio(r["step_ms"], fused["step_ms"])
                               if good and is_ok(fused) else math.nan)
+        eager = by_mode.get(r["mode"])
+        r["compile_speedup"] = (safe_ratio(eager["step_ms"], r["step_ms"])
+                                if r.get("compiled") is True and good and is_ok(eager)
+                                else math.nan)
+        r.setdefault("compile_seconds", math.nan)
     return list(rows)
 
 
@@ -174,8 +209,10 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
                     dtype="float32", device="cpu", repeats: int = 5, warmup: int = 1,
                     on_row=None, *, track_memory: bool = True, in_channels=None,
                     node_kwargs: Optional[dict] = None, seed: int = 0,
-                    memopt_level: int = 1, **arch_kwargs) -> list:
-    """Measure one training step of ``arch`` under every preset in ``modes``; one tidy row each.
+                    memopt_level: int = 1, compile=False, **arch_kwargs) -> list:
+    """Measure one training step of ``arch`` under every preset in ``modes``; one tidy row each
+    (with ``compile``, True or a ``torch.compile`` backend name, two: eager, then compiled; see
+    the module docstring).
 
     ``modes`` defaults to :func:`revsnn.strategy.defaults` for ``network``; a preset that does not build ``arch`` raises
     ``ValueError`` before anything runs. Rows have :data:`revsnn.analysis.measure.COLUMNS`
@@ -194,12 +231,18 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
     for name, val in (("T", T), ("batch", batch), ("image_size", image_size)):
         if int(val) < 1:
             raise ValueError(f"measure_network: {name} must be >= 1, got {val}")
+    variants = (False, _compile_backend(compile)) if compile else (False,)
     cases = [network_case(arch, m, T=T, batch=batch, image_size=image_size,
                           num_classes=num_classes, dtype=dtype, device=device,
                           in_channels=in_channels, node_kwargs=node_kwargs, seed=seed,
-                          memopt_level=memopt_level, **arch_kwargs) for m in modes]
-    rows = measure_cases(cases, repeats=repeats, warmup=warmup, track_memory=track_memory)
+                          memopt_level=memopt_level, compiled=c, **arch_kwargs)
+             for m in modes for c in variants]
+    with _compile_context(bool(compile), len(cases)):
+        rows = measure_cases(cases, repeats=repeats, warmup=warmup, track_memory=track_memory)
     for r in rows:
+        if r.get("compiled") is True:              # no memory measured, so nothing to predict
+            r["predicted_saved_bytes"] = r["predicted_act_peak_bytes"] = math.nan
+            continue
         try:
             r["predicted_saved_bytes"] = _prediction(arch, r["mode"], T, batch, image_size,
                                                      num_classes, dtype, in_channels, node_kwargs)
@@ -212,6 +255,31 @@ def measure_network(arch: str = "vgg11", modes: Optional[Sequence] = None, T: in
         for r in rows:
             on_row(r)
     return rows
+
+
+def _compile_backend(compiled) -> Optional[str]:
+    """``None`` (eager) for False/None, ``"inductor"`` for True, else the backend name given."""
+    if compiled is None or compiled is False:
+        return None
+    return "inductor" if compiled is True else str(compiled)
+
+
+def _compile_context(compile: bool, cases: int):
+    """For a run with compiled rows: dynamo traces the nodes' ``autograd.grad``
+    (:func:`~revsnn.nodes.compiled.tracing_autograd`), and one forward code compiled for several
+    models stays under the recompile limit (past it, dynamo would silently run eagerly)."""
+    import contextlib
+
+    import torch
+
+    from ..nodes.compiled import tracing_autograd
+
+    stack = contextlib.ExitStack()
+    if compile:
+        stack.enter_context(tracing_autograd())
+        limit = max(torch._dynamo.config.recompile_limit, 2 * cases)
+        stack.enter_context(torch._dynamo.config.patch(recompile_limit=limit))
+    return stack
 
 
 def network_sweep(archs: Sequence[str], modes: Sequence, Ts: Sequence[int],
@@ -260,9 +328,11 @@ def format_network_table(rows: Sequence[dict]) -> str:
     title = (f"{f['arch']}  T={f['T']}  batch={f['batch']}  input {f['shape']}  {f['dtype']}  "
              f"{f['device']} ({f['device_name']})")
     cuda = any(not is_missing(r.get("cuda_peak_bytes")) for r in rows)
+    compiled = any(r.get("compiled") is True for r in rows)
     headers = (["mode", "act peak", "model peak", "act peak ×SJ", "saved", "model", "peak"]
                + (["cuda peak"] if cuda else [])
-               + ["fwd ms", "bwd ms", "step ms", "saved ×SJ", "step/SJ", "step/BPTT"])
+               + ["fwd ms", "bwd ms", "step ms", "saved ×SJ", "step/SJ", "step/BPTT"]
+               + (["×compile", "compile s"] if compiled else []))
     table = []
     for r in rows:
         if not is_ok(r):
@@ -275,9 +345,16 @@ def format_network_table(rows: Sequence[dict]) -> str:
                      + ([human_bytes(r.get("cuda_peak_bytes"))] if cuda else [])
                      + [fmt_ms(r["fwd_ms"]), fmt_ms(r["bwd_ms"], r["bwd_ms_iqr"]),
                         fmt_ms(r["step_ms"]), fmt_ratio(r.get("saved_ratio")),
-                        fmt_ratio(r.get("step_ratio")), fmt_ratio(r.get("step_vs_bptt"))])
+                        fmt_ratio(r.get("step_ratio")), fmt_ratio(r.get("step_vs_bptt"))]
+                     + ([fmt_ratio(r.get("compile_speedup")), _fmt_seconds(r)] if compiled
+                        else []))
     lines = [title, format_table(headers, table, align="<" + ">" * (len(headers) - 1))]
-    by_mode = {r["mode"]: r for r in rows}
+    speedups = [f"{r['label'].partition(' (compiled')[0]} {fmt_ratio(r['compile_speedup'])}"
+                for r in rows if r.get("compiled") is True and is_ok(r)
+                and not is_missing(r.get("compile_speedup"))]
+    if speedups:
+        lines.append("torch.compile speed-up (eager step / compiled step): " + ", ".join(speedups))
+    by_mode = {r["mode"]: r for r in rows if r.get("compiled") is not True}
     r = by_mode.get("temporal")
     if is_ok(r) and not is_missing(r.get("act_peak_ratio")):
         pred = r.get("predicted_act_peak_bytes")
@@ -294,3 +371,8 @@ def format_network_table(rows: Sequence[dict]) -> str:
                          f"{fmt_ratio(r['step_vs_bptt'])} of LIF BPTT")
             break
     return "\n".join(lines)
+
+
+def _fmt_seconds(row: dict) -> str:
+    v = row.get("compile_seconds")
+    return MISSING if is_missing(v) else f"{float(v):.1f}"
