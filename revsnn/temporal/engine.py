@@ -74,10 +74,11 @@ Why it is not traced:
   with fake tensors and meets the same host reads. A ``torch.library`` custom op would be opaque
   to both, but its arguments can only be tensors and scalars, not the network.
 
-Not done: compiling the per-step unit bodies (synapse + E5 step, and their inverse and VJP in the
-backward) inside the eager loop. Their shapes are fixed per (unit, channel range), so each would
-compile once, but the backward differentiates the recomputed synapse with ``autograd.grad`` at
-every step, so the synapse's compiled backward would be called T times per unit.
+Not tried: compiling the per-step unit bodies (synapse + E5 step, and their inverse and VJP in
+the backward) inside the eager loop. Their shapes are fixed per (unit, channel range), so each
+would compile once whatever T is; the backward's ``autograd.grad`` of the recomputed synapse
+would then run a compiled backward per step. Whether that pays on a CPU is unmeasured; as it
+stands a compiled ``temporal`` model runs at eager speed (``revsnn bench network --compile``).
 ``tests/test_compile.py`` checks the single break and that a compiled training step equals eager.
 """
 
