@@ -244,7 +244,8 @@ def convert(model: nn.Module, strategy="fused", *, strict: bool = False, example
         example: an input (or a zero-argument callable returning one) to learn each node's
             channel count from (checked by the reversible node); without it the count comes from
             the BN before the node, or is checked when the network runs.
-        inplace: convert ``model`` itself instead of a copy.
+        inplace: convert ``model`` itself instead of a copy (``temporal`` builds a new network
+            either way; with ``inplace`` it reuses the head's modules instead of copying them).
         node_kwargs: hyperparameters for every converted node (they win over the carried ones);
             with ``temporal`` also the network's ``T`` (steps of a static input), ``encoder``,
             ``seed``, ``backward`` (``"autograd"``: the reference), ``chunk_bytes`` and
@@ -264,7 +265,7 @@ def convert(model: nn.Module, strategy="fused", *, strict: bool = False, example
         raise ValueError(f"convert: unknown node hyperparameters {sorted(unknown)}; known: "
                          f"{', '.join(sorted(known))}")
     if temporal:
-        return _convert_temporal(model, preset, strict=strict, node_kwargs=node_kwargs)
+        return _convert_temporal(model, preset, inplace=inplace, node_kwargs=node_kwargs)
     return _convert(model, preset, strict=strict, example=example, inplace=inplace,
                     node_kwargs=node_kwargs)
 
@@ -357,10 +358,10 @@ def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikin
     return model, report
 
 
-def _convert_temporal(model, preset, *, strict, node_kwargs):
+def _convert_temporal(model, preset, *, inplace, node_kwargs):
     """:func:`convert` to a time-major preset (:mod:`revsnn.conversion.temporal`)."""
     net_kwargs = {k: node_kwargs.pop(k) for k in list(node_kwargs) if k in NETWORK_KEYWORDS}
-    model = _unfuse(copy.deepcopy(model))
+    model = _unfuse(model if inplace else copy.deepcopy(model))
     nodes = find_nodes(model)
     report = ConversionReport(strategy=preset.name)
     layer_major = ", ".join(_node_presets())
@@ -384,7 +385,9 @@ def _convert_temporal(model, preset, *, strict, node_kwargs):
 def to_spikingjelly(model: nn.Module, *, strict: bool = False, wrap: bool = False,
                     inplace: bool = False) -> tuple:
     """``(model, report)`` with SpikingJelly nodes in place of every convertible node (the reverse
-    of :func:`convert`; fused BatchNorms return to their own class and place).
+    of :func:`convert`; fused BatchNorms return to their own class and place; a network
+    converted to ``temporal`` becomes its original structure again, with the units' weights and
+    per-step BN statistics).
 
     ``wrap=False`` (default) puts SpikingJelly's own multi-step ``LIFNode`` / ``IFNode`` there
     (reset their state between batches with ``functional.reset_net``, as usual); ``wrap=True``
@@ -393,5 +396,33 @@ def to_spikingjelly(model: nn.Module, *, strict: bool = False, wrap: bool = Fals
     soft reset; the report says what changed.
     """
     preset = _strategy.get("spikingjelly")
-    return _convert(model, preset, strict=strict, example=None, inplace=inplace, node_kwargs={},
-                    raw_spikingjelly=not wrap)
+    from ..temporal import TemporalNetwork
+    from .temporal import ConvertedTemporalNetwork
+
+    if isinstance(model, ConvertedTemporalNetwork):
+        model, notes = _layer_major_again(model), [
+            "the time-major network's units and head are put back into the original network "
+            "(its structure kept by convert), weights and statistics loaded by name; "
+            "per-timestep BatchNorm is T·B BatchNorm again"]
+        inplace = True
+    elif isinstance(model, TemporalNetwork):
+        raise ValueError("to_spikingjelly: a TemporalNetwork of the zoo has no layer-major "
+                         "original to return to; build the architecture with mode "
+                         "'spikingjelly' (revsnn.models.build) and load the weights")
+    else:
+        notes = []
+    model, report = _convert(model, preset, strict=strict, example=None, inplace=inplace,
+                             node_kwargs={}, raw_spikingjelly=not wrap)
+    report.notes += notes
+    return model, report
+
+
+def _layer_major_again(net) -> nn.Module:
+    """The original network of a time-major conversion, with the time-major nodes in place of
+    its nodes (so that their hyperparameters carry back) and the current weights."""
+    ref = next(iter(net.state_dict().values()))
+    model = copy.deepcopy(net._source).to_empty(device=ref.device)
+    for path, unit in zip(net.node_paths, net.units):
+        model = _set(model, path, copy.deepcopy(unit.node))
+    model.load_state_dict(net.state_dict())
+    return model.train(net.training)

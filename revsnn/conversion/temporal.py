@@ -255,9 +255,10 @@ class ConvertedTemporalNetwork(TemporalNetwork):
     """
 
     def __init__(self, units, readout: StepHead, *, state_names: dict, node_paths=(),
-                 source: Optional[nn.Module] = None, **kw):
+                 source: Optional[nn.Module] = None, user_order: Sequence[str] = (), **kw):
         super().__init__(units, readout, **kw)
         self.state_names = dict(state_names)
+        self._user_order = {k: i for i, k in enumerate(user_order)}
         self._engine_names = {u: e for e, u in self.state_names.items()}
         self.node_paths = tuple(node_paths)
         object.__setattr__(self, "_source", source)     # the user's structure, no storage
@@ -276,10 +277,12 @@ class ConvertedTemporalNetwork(TemporalNetwork):
 
 
 def _to_user_names(module, state_dict, prefix, local_metadata) -> None:
-    items = [(k, state_dict.pop(k)) for k in list(state_dict) if k.startswith(prefix)]
-    for k, v in items:
-        name = k[len(prefix):]
-        state_dict[prefix + module.state_names.get(name, name)] = v
+    items = [(k[len(prefix):], state_dict.pop(k)) for k in list(state_dict)
+             if k.startswith(prefix)]
+    items = [(module.state_names.get(k, k), v) for k, v in items]
+    rank = module._user_order                            # the original's order, then the rest
+    for k, v in sorted(items, key=lambda kv: rank.get(kv[0], len(rank))):
+        state_dict[prefix + k] = v
 
 
 def _to_engine_names(module, state_dict, prefix, *args) -> None:
@@ -657,4 +660,5 @@ def convert_temporal(model: nn.Module, preset, *, nodes: dict, report, node_kwar
     on_drift = node_kwargs.get("on_drift", "raise")
     source = copy.deepcopy(model).to("meta")
     return ConvertedTemporalNetwork(units, head, state_names=names, node_paths=paths,
-                                    source=source, on_drift=on_drift, **net_kwargs)
+                                    source=source, user_order=list(model.state_dict()),
+                                    on_drift=on_drift, **net_kwargs)
