@@ -629,6 +629,12 @@ def test_cli_model_option(capsys):
     out = capsys.readouterr().out
     assert spec in out and "ReversibleLIF (fused)" in out
     assert f"convert {spec} -> fused: 2 of 2 nodes converted, 2 BatchNorms fused" in out
+    from revsnn.cli.options import conversion_lines
+
+    lines = conversion_lines("revsnn.conversion.examples:sew_resnet", ["temporal", "fused"])
+    assert "(not built: its rows are errors)" in lines[0]                 # named, not a crash
+    assert any("head: left alone" in line and "readout" in line for line in lines)
+    assert any(line.startswith("convert") and "fused: 5 of 5" in line for line in lines)
     assert main(["bench", "network", "--model", "nope.mod:f"]) == 2
     assert "--model" in capsys.readouterr().err
     assert main(["bench", "budget", "--model", spec, "--modes", "blocks"]) == 2

@@ -103,7 +103,9 @@ class ConversionReport:
 
     def summary(self) -> str:
         return (f"{self.strategy}: {len(self.converted)} of {len(self.nodes)} nodes converted, "
-                f"{len(self.fused)} BatchNorms fused, {len(self.left_alone)} left alone")
+                f"{len(self.fused)} BatchNorms fused, {len(self.left_alone)} left alone"
+                + (f", {len(self.patterns)} pattern{'s' * (len(self.patterns) > 1)} refused"
+                   if self.patterns else ""))
 
     def __str__(self) -> str:
         lines = [self.summary()]
