@@ -2,7 +2,7 @@
 the same architecture, every (network, mode) timed round-robin in one run, so that the ratios hold
 on a busy machine (``bench network`` times one network's modes side by side, not two networks).
 
-    python scripts/user_model_timing.py --modes spikingjelly bptt fused binary --repeats 3
+    python scripts/user_model_timing.py --modes spikingjelly bptt fused binary temporal --repeats 5
 
 prints, per mode, each network's median step time and its ratio to the zoo's, and writes the rows
 (:data:`revsnn.bench.network.COLUMNS`, memory not tracked) with ``--out``.
@@ -24,7 +24,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS),
                     help="the zoo architecture first, then module:factory strings")
-    ap.add_argument("--modes", nargs="+", default=["spikingjelly", "bptt", "fused", "binary"])
+    ap.add_argument("--modes", nargs="+",
+                    default=["spikingjelly", "bptt", "fused", "binary", "temporal"])
     ap.add_argument("--T", type=int, default=8)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--image-size", type=int, default=32)

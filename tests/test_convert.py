@@ -246,8 +246,7 @@ def test_single_step_nodes_are_left_alone_with_the_fix():
 def test_strict_with_no_node_and_refused_strategies():
     with pytest.raises(ConversionError, match="no spiking node"):
         convert(nn.Linear(3, 3), "fused", strict=True)
-    for mode, word in (("temporal", "time-major"), ("blocks", "reversible blocks"),
-                       ("spikingjelly_memopt", "optimize_memory")):
+    for mode, word in (("blocks", "reversible blocks"), ("spikingjelly_memopt", "optimize_memory")):
         with pytest.raises(ValueError, match=word):
             convert(nn.Linear(3, 3), mode)
     with pytest.raises(ValueError, match="unknown node hyperparameters"):
@@ -386,6 +385,192 @@ def test_original_is_untouched_unless_inplace():
 
 
 # ----------------------------------------------------------------------------------------------
+# time-major: the network rebuilt as TemporalNetwork units
+
+def _mean_grads(model, x):
+    """Output averaged over time (the zoo's time-major networks return that), its input and
+    parameter gradients, in parameter order."""
+    model.zero_grad()
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    out = out.mean(0) if out.dim() == 3 else out
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), x.grad, [p.grad.clone() for p in model.parameters()]
+
+
+def _assert_mean_grads_close(a, b, **tol):
+    torch.testing.assert_close(a[0], b[0], **tol)
+    torch.testing.assert_close(a[1], b[1], **tol)
+    assert len(a[2]) == len(b[2])
+    for k, (ga, gb) in enumerate(zip(a[2], b[2])):
+        torch.testing.assert_close(ga, gb, **tol, msg=f"parameter {k}")
+
+
+@pytest.mark.parametrize("factory", [examples.plain_vgg, examples.spikingjelly_vgg])
+def test_vgg_to_temporal_is_the_zoos_time_major_vgg(factory):
+    from revsnn.conversion.temporal import ConvertedTemporalNetwork
+    from revsnn.temporal import temporal_vgg
+
+    torch.manual_seed(0)
+    net = factory(CFG, 3)
+    tm, report = convert(net, "temporal", T=3, strict=True)
+    assert isinstance(tm, ConvertedTemporalNetwork) and len(tm.units) == 2
+    assert [r.fused_bn for r in report.nodes] == [c for c in ("bns.0", "bns.1", "0.1", "0.5")
+                                                  if c in net.state_dict() or
+                                                  f"{c}.weight" in net.state_dict()]
+    assert all(any("per-timestep BatchNorm" in c for c in r.changes) for r in report.nodes)
+    assert any("soft reset" in c for c in report.nodes[0].changes)
+    assert "pool" in report.nodes[1].target or "0.3" in report.nodes[1].target
+    # the zoo's time-major VGG with the same weights, taken by position from the engine's names
+    zoo = temporal_vgg(CFG, in_channels=3, num_classes=3, T=3)
+    sd = tm.state_dict()
+    assert list(zoo.state_dict()) != list(sd) and len(zoo.state_dict()) == len(tm.state_names)
+    zoo.load_state_dict({z: sd[tm.state_names[e]] for z, e in zip(zoo.state_dict(),
+                                                                   tm.state_names)})
+    x = _seq(T=3)
+    assert tm(x).shape == (3, 2, 3)                            # the user's [T, B, K]
+    _assert_mean_grads_close(_mean_grads(tm, x), _mean_grads(zoo, x), rtol=0, atol=0)
+    ref, _ = convert(net, "temporal", T=3, backward="autograd")
+    _assert_mean_grads_close(_mean_grads(tm, x), _mean_grads(ref, x), rtol=1e-5, atol=1e-5)
+    # a static batch is presented at every step, as the zoo's is
+    img = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(tm(img).mean(0), zoo(img))
+
+
+@pytest.mark.parametrize("factory", [examples.plain_vgg, examples.spikingjelly_vgg])
+def test_temporal_state_dict_moves_across_and_back(factory):
+    torch.manual_seed(0)
+    net = factory(CFG, 3)
+    tm, _ = convert(net, "temporal", T=2)
+    assert list(tm.state_dict()) == list(net.state_dict())
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(tm.state_dict()[k], v, msg=k)
+    tm(_seq(T=2)).sum().backward()                              # statistics move, once
+    assert int(tm.state_dict()[tm.state_names["units.0.synapse.bn.num_batches_tracked"]]) == 1
+    torch.manual_seed(1)
+    other = factory(CFG, 3)
+    other.load_state_dict(tm.state_dict())                      # converted → original
+    tm2, _ = convert(factory(CFG, 3), "temporal", T=2)
+    tm2.load_state_dict(other.state_dict())                     # original → converted
+    x = _seq(T=2)
+    torch.testing.assert_close(tm2(x), tm(x))
+    back, report = to_spikingjelly(tm)                          # the way back
+    assert list(back.state_dict()) == list(net.state_dict())
+    for k, v in back.state_dict().items():
+        torch.testing.assert_close(v, tm.state_dict()[k], msg=k)
+    assert all(type(m) is neuron.LIFNode and m.v_reset is None
+               for m, _ in find_nodes(back).values())
+    assert _sj_out(back, x).shape == (2, 2, 3)
+    assert any("T·B BatchNorm again" in n for n in report.notes)
+
+
+class SpikingResNet(nn.Module):
+    """A spiking-ResNet block (the shortcut added before the node) and a SEW ADD connection
+    (two nodes' spikes added before the next conv), SpikingJelly layers."""
+
+    def __init__(self, c=4):
+        super().__init__()
+
+        def conv_bn(i, o):
+            return layer.SeqToANNContainer(nn.Conv2d(i, o, 3, padding=1, bias=False),
+                                           nn.BatchNorm2d(o))
+        self.stem, self.sn0 = conv_bn(3, c), neuron.LIFNode(step_mode="m")
+        self.c1, self.sn1 = conv_bn(c, c), neuron.LIFNode(step_mode="m")
+        self.c2, self.sn2 = conv_bn(c, c), neuron.LIFNode(step_mode="m")
+        self.c3, self.sn3 = conv_bn(c, c), neuron.LIFNode(step_mode="m")
+        self.head = layer.SeqToANNContainer(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 3))
+
+    def forward(self, x):
+        a = self.sn0(self.stem(x))
+        b = self.sn2(self.c2(self.sn1(self.c1(a))) + a)
+        return self.head(self.sn3(self.c3(b + a)))
+
+
+def test_temporal_residual_units_match_autograd():
+    from revsnn.temporal import Residual
+
+    torch.manual_seed(0)
+    net = SpikingResNet()
+    tm, report = convert(net, "temporal", T=3, strict=True)
+    assert [u.sources for u in tm.units] == [(-1,), (0,), (1, 0), (2, 0)]
+    assert isinstance(tm.units[2].synapse, Residual) and "+ identity" in report.nodes[2].target
+    ref, _ = convert(net, "temporal", T=3, backward="autograd")
+    x = _seq(T=3)
+    # unit 0's spikes reach three units; the SEW sum hands both summands one gradient tensor
+    _assert_mean_grads_close(_mean_grads(tm, x), _mean_grads(ref, x), rtol=1e-5, atol=1e-5)
+
+
+def test_sew_resnet_whose_head_reads_a_sum_is_refused_with_the_reason():
+    net = examples.sew_resnet(width=4, blocks=1)
+    for strict in (False, True):
+        with pytest.raises(ConversionError, match="readout reads those only") as err:
+            convert(net, "temporal", strict=strict)
+    report = err.value.report
+    assert report.patterns and report.patterns[0][0] == "head" and not report.complete
+    assert "fused" in str(err.value)                            # the layer-major way out
+    _, report = convert(net, "fused", strict=True)              # which converts it
+
+
+class _Unit(nn.Module):
+    """conv → [BN] → node on [T, B, C, H, W], a probe for the refused patterns."""
+
+    def __init__(self, bn=True, groups=1, between=None, head_bn=False, bn_twice=False):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False, groups=groups)
+        self.bn = nn.BatchNorm2d(4) if bn else nn.Identity()
+        self.sn = neuron.LIFNode(step_mode="m")
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4)
+        self.sn2 = neuron.LIFNode(step_mode="m")
+        self.between, self.bn_twice = between, bn_twice
+        self.head_bn = nn.BatchNorm1d(4) if head_bn else nn.Identity()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        T, B = x.shape[:2]
+        y = self.bn(self.conv(x.flatten(0, 1)))
+        s = self.sn(y.unflatten(0, (T, B))).flatten(0, 1)
+        if self.between is not None:
+            s = self.between(s)
+        s = self.sn2(self.bn2(self.conv2(s)).unflatten(0, (T, B)))
+        out = self.fc(self.head_bn(s.flatten(0, 1).mean((2, 3)))).unflatten(0, (T, B))
+        return out + y.mean() if self.bn_twice else out
+
+
+@pytest.mark.parametrize("kw, where, words", [
+    (dict(bn=False), "sn", "without BatchNorm is not a unit"),
+    (dict(groups=2), "sn", "grouped conv"),
+    (dict(between=nn.ReLU()), "sn2", "ReLU"),
+    (dict(head_bn=True), "head", "BatchNorm in the head"),
+    (dict(bn_twice=True), "sn", "used 2 times")])
+def test_unexpressible_patterns_are_refused_by_name(kw, where, words):
+    torch.manual_seed(0)
+    net = _Unit(**kw)
+    assert _sj_out(net, torch.rand(2, 2, 4, 6, 6)).shape == (2, 2, 3)   # the network runs
+    with pytest.raises(ConversionError, match="no time-major network can be built") as err:
+        convert(net, "temporal")
+    report = err.value.report
+    reasons = {r.path: r.reason for r in report.left_alone} | dict(report.patterns)
+    assert where in reasons and words in reasons[where], str(report)
+    with pytest.raises(ConversionError, match=words):
+        convert(net, "temporal", strict=True)
+    _, ok = convert(_Unit(), "temporal", strict=True)           # the probe itself converts
+    assert ok.complete
+
+
+def test_temporal_network_keywords_and_what_cannot_be_built():
+    net = examples.plain_vgg(CFG, 3)
+    tm, _ = convert(net, "temporal", T=5, chunk_bytes=None, tau=3)
+    assert tm.T == 5 and tm.chunk_bytes is None and tm.units[0].node.params().tau == 3
+    with pytest.raises(ValueError, match="unknown node hyperparameters"):
+        convert(net, "fused", T=5)                              # a network keyword: time-major only
+    with pytest.raises(ConversionError, match="no spiking node"):
+        convert(nn.Linear(3, 3), "temporal")
+    with pytest.raises(ValueError, match="no layer-major original"):
+        to_spikingjelly(revsnn.models.build("vgg11", "temporal"))
+
+
+# ----------------------------------------------------------------------------------------------
 # module:factory strings, the zoo's interface, the commands
 
 def test_load_factory_names_what_is_wrong(tmp_path):
@@ -411,9 +596,10 @@ def test_user_network_has_the_zoo_interface_and_equal_weights_per_mode():
     img = torch.rand(2, 3, 8, 8)
     assert a(img).shape == (2, 3)
     assert user_modes("network", ["fused", "bptt"]) == ["fused", "bptt"]
-    with pytest.raises(ValueError, match="node strategies only"):
-        user_modes("network", ["temporal"])
-    assert "temporal" not in user_modes("network") and "spikingjelly" in user_modes("network")
+    with pytest.raises(ValueError, match="node strategies and the time-major one only"):
+        user_modes("network", ["spikingjelly_memopt"])
+    assert {"temporal", "spikingjelly"} <= set(user_modes("network"))
+    assert "temporal" in user_modes("budget") and user_modes("train", ["temporal"])
 
 
 def test_bench_network_measures_a_user_model_like_the_zoo(capsys):
@@ -421,10 +607,12 @@ def test_bench_network_measures_a_user_model_like_the_zoo(capsys):
 
     common = dict(T=2, batch=2, image_size=8, num_classes=3, repeats=1, warmup=0,
                   track_memory=False)
-    user = measure_network(f"{__file__}:small_vgg", ["spikingjelly", "bptt", "fused"], **common)
+    user = measure_network(f"{__file__}:small_vgg", ["spikingjelly", "bptt", "fused", "temporal"],
+                           **common)
     zoo = measure_network("convnet", ["spikingjelly", "bptt", "fused"], in_channels=3, **common)
-    assert [r["status"] for r in user] == ["ok"] * 3, [r.get("error") for r in user]
-    assert [r["arch"] for r in user] == [f"{__file__}:small_vgg"] * 3
+    assert [r["status"] for r in user] == ["ok"] * 4, [r.get("error") for r in user]
+    assert [r["arch"] for r in user] == [f"{__file__}:small_vgg"] * 4
+    assert user[3]["predicted_act_peak_bytes"] > 0          # the time-major model's prediction
     # the same layers as the zoo's 8-16 convnet minus its head: saved bytes ordered alike
     u = {r["mode"]: r["saved_bytes"] for r in user}
     assert u["fused"] < u["bptt"] == u["spikingjelly"]
@@ -441,10 +629,16 @@ def test_cli_model_option(capsys):
     out = capsys.readouterr().out
     assert spec in out and "ReversibleLIF (fused)" in out
     assert f"convert {spec} -> fused: 2 of 2 nodes converted, 2 BatchNorms fused" in out
+    from revsnn.cli.options import conversion_lines
+
+    lines = conversion_lines("revsnn.conversion.examples:sew_resnet", ["temporal", "fused"])
+    assert "(not built: its rows are errors)" in lines[0]                 # named, not a crash
+    assert any("head: left alone" in line and "readout" in line for line in lines)
+    assert any(line.startswith("convert") and "fused: 5 of 5" in line for line in lines)
     assert main(["bench", "network", "--model", "nope.mod:f"]) == 2
     assert "--model" in capsys.readouterr().err
     assert main(["bench", "budget", "--model", spec, "--modes", "blocks"]) == 2
-    assert "node strategies only" in capsys.readouterr().err
+    assert "node strategies and the time-major one only" in capsys.readouterr().err
 
 
 def test_train_accepts_a_user_model(tmp_path):

@@ -46,7 +46,10 @@ def test_architectures_measures_a_user_model_next_to_the_zoo(spec, tmp_path):
     at.multiselect(key="network_archs").set_value(["convnet"])
     at.text_input(key="network_user_model").input(spec).run()
     assert not at.error, _errors(at)
-    at.multiselect(key="network_modes").set_value(["LIF (BPTT)", "ReversibleLIF (fused)"])
+    temporal = "Time-major binary LIF (temporal)"
+    assert temporal in at.multiselect(key="network_modes").options      # rebuilt time-major
+    at.multiselect(key="network_modes").set_value(["LIF (BPTT)", "ReversibleLIF (fused)",
+                                                   temporal])
     at.number_input(key="network_image_size").set_value(8)
     at.number_input(key="network_repeats").set_value(1)
     at.number_input(key="network_warmup").set_value(0)
@@ -58,7 +61,7 @@ def test_architectures_measures_a_user_model_next_to_the_zoo(spec, tmp_path):
     saved = pd.read_csv(next((tmp_path / "runs").glob("network-*.csv")))
     assert set(saved["status"]) == {"ok"}, saved[["arch", "mode", "error"]]
     assert set(saved["arch"]) == {"convnet", spec}
-    assert set(saved.loc[saved["arch"] == spec, "mode"]) == {"bptt", "fused"}
+    assert set(saved.loc[saved["arch"] == spec, "mode"]) == {"bptt", "fused", "temporal"}
 
 
 def test_a_bad_model_string_is_an_error_message(spec):
@@ -70,6 +73,7 @@ def test_a_bad_model_string_is_an_error_message(spec):
 def test_budget_searches_a_user_model(spec, tmp_path):
     at = _page("views/budget.py")
     at.text_input(key="budget_user_model").input(spec).run()
+    assert "Time-major binary LIF (temporal)" in at.multiselect(key="budget_modes").options
     at.multiselect(key="budget_modes").set_value(["ReversibleLIF (fused)"])
     at.select_slider(key="budget_bytes").set_value(2 ** 22)
     at.multiselect(key="budget_searches").set_value(["batch"])

@@ -260,6 +260,8 @@ def _model_guess(model, vary: str, *, T, batch, channels, image_size, budget, li
     from ..temporal import TemporalNetwork
     from ..temporal.memory import predict_peak_bytes
 
+    if isinstance(getattr(model, "net", None), TemporalNetwork):
+        model = model.net                           # a user's network, rebuilt time-major
     if not isinstance(model, TemporalNetwork):
         return None
     fixed = _fixed_bytes(model)

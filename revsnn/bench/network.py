@@ -169,12 +169,16 @@ def _peak_prediction(arch, row, T, batch, image_size, num_classes, in_channels, 
 
     from ..conversion import is_user_model
 
-    if (not is_ok(row) or is_user_model(arch)
-            or strategy.get(row["mode"]).strategy.schedule != "temporal"):
+    if not is_ok(row) or strategy.get(row["mode"]).strategy.schedule != "temporal":
         return math.nan
     c = DEFAULT_IN_CHANNELS.get(arch, 3) if in_channels is None else int(in_channels)
-    model = build(arch, row["mode"], num_classes=num_classes, in_channels=c,
-                  node_kwargs=node_kwargs, T=T)
+    if is_user_model(arch):                           # a user's network, rebuilt time-major
+        from ..conversion import user_network
+        model = user_network(arch, row["mode"], num_classes=num_classes, in_channels=c, T=T,
+                             node_kwargs=node_kwargs).net
+    else:
+        model = build(arch, row["mode"], num_classes=num_classes, in_channels=c,
+                      node_kwargs=node_kwargs, T=T)
     if not isinstance(model, TemporalNetwork):        # another engine's time-major preset
         return math.nan
     return predict_peak_bytes(model, torch.zeros(batch, c, image_size, image_size))

@@ -135,13 +135,21 @@ def conversion_lines(spec: str, modes: Sequence[str], *, in_channels: int = 3,
     """What :func:`revsnn.convert` does to ``spec`` in each mode: the summary, and every node
     left alone or whose BatchNorm was not fused, with the reason (printed before measuring, so
     that no node is left alone unseen)."""
-    from ..conversion import user_network
+    from ..conversion import ConversionError, user_network
 
     lines = []
     for mode in modes:
-        report = user_network(spec, mode, in_channels=in_channels, num_classes=num_classes).report
-        lines.append(f"convert {spec} -> {report.summary()}")
+        try:
+            report = user_network(spec, mode, in_channels=in_channels,
+                                  num_classes=num_classes).report
+            built = ""
+        except ConversionError as exc:          # a time-major network that cannot be built
+            if exc.report is None:
+                raise
+            report, built = exc.report, " (not built: its rows are errors)"
+        lines.append(f"convert {spec} -> {report.summary()}{built}")
         lines += [f"    {r.path}: {r.source} left alone: {r.reason}" for r in report.left_alone]
+        lines += [f"    {where}: left alone: {why}" for where, why in report.patterns]
         lines += [f"    note: {n}" for n in report.notes]
     return lines
 

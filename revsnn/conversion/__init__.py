@@ -7,6 +7,8 @@ PyTorch layers around them) run under any memory strategy of :mod:`revsnn.strate
 - :mod:`~revsnn.conversion.nodes`: which modules are nodes and how their hyperparameters carry over.
 - :mod:`~revsnn.conversion.graph`: the data flow read with ``torch.fx`` (which BN feeds which node).
 - :mod:`~revsnn.conversion.fused`: a user's BN run inside the node after it.
+- :mod:`~revsnn.conversion.temporal`: the network rebuilt as time-major units (``temporal``), with
+  per-timestep BatchNorm and the user's state-dict names.
 - :mod:`~revsnn.conversion.examples`: networks written as users write them (plain PyTorch,
   SpikingJelly layers, SEW-ResNet blocks).
 - :mod:`~revsnn.conversion.factory`: ``package.module:factory`` strings, and the wrapper that

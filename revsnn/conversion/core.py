@@ -30,6 +30,7 @@ from ..nodes.lif import IF, LIF, Checkpointed
 from ..nodes.reversible import ReversibleLIF
 from .fused import BinaryUnitNode, FusedBatchNormNode, is_absorbed, release
 from .graph import analyse
+from .temporal import NETWORK_KEYWORDS, Refused, convert_temporal
 from .nodes import classify, source_hyperparameters, target_node
 
 __all__ = ["convert", "to_spikingjelly", "ConversionReport", "NodeRecord", "ConversionError",
@@ -37,7 +38,12 @@ __all__ = ["convert", "to_spikingjelly", "ConversionReport", "NodeRecord", "Conv
 
 
 class ConversionError(ValueError):
-    """``strict=True`` and a node was left alone (the message lists every one and why)."""
+    """``strict=True`` and a node was left alone, or a time-major network that cannot be built
+    (the message lists every node and pattern and why); :attr:`report` is the report."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -70,6 +76,8 @@ class ConversionReport:
     nodes: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     traced: bool = False
+    patterns: list = field(default_factory=list)
+    """``(where, reason)`` of every pattern that is not a node and was refused (time-major)."""
 
     @property
     def converted(self) -> list:
@@ -85,8 +93,8 @@ class ConversionReport:
 
     @property
     def complete(self) -> bool:
-        """Every node converted (and at least one found)."""
-        return bool(self.nodes) and not self.left_alone
+        """Every node converted (and at least one found), no pattern refused."""
+        return bool(self.nodes) and not self.left_alone and not self.patterns
 
     def rows(self) -> list:
         return [dict(path=r.path, source=r.source, action=r.action, target=r.target,
@@ -95,7 +103,9 @@ class ConversionReport:
 
     def summary(self) -> str:
         return (f"{self.strategy}: {len(self.converted)} of {len(self.nodes)} nodes converted, "
-                f"{len(self.fused)} BatchNorms fused, {len(self.left_alone)} left alone")
+                f"{len(self.fused)} BatchNorms fused, {len(self.left_alone)} left alone"
+                + (f", {len(self.patterns)} pattern{'s' * (len(self.patterns) > 1)} refused"
+                   if self.patterns else ""))
 
     def __str__(self) -> str:
         lines = [self.summary()]
@@ -109,6 +119,7 @@ class ConversionReport:
             else:
                 lines.append(f"  {r.path}: {r.source} LEFT ALONE: {r.reason}")
             lines += [f"      changed: {c}" for c in r.changes]
+        lines += [f"  {where}: LEFT ALONE: {why}" for where, why in self.patterns]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -199,11 +210,6 @@ def _check_preset(preset) -> None:
         raise ValueError(f"convert: {preset.name!r} is a network-level strategy (reversible "
                          f"blocks of the zoo's revresnets); a network's nodes convert to the "
                          f"node strategies: {', '.join(_node_presets())}")
-    if strat.schedule == "temporal":
-        raise ValueError("convert: the time-major 'temporal' strategy runs the zoo's "
-                         "architectures rebuilt as TemporalNetwork units (per-timestep "
-                         "BatchNorm); a user's network is not rebuilt time-major. Convert to a "
-                         "layer-major strategy: " + ", ".join(_node_presets()))
     if strat.baseline == "memopt":
         raise ValueError("convert: 'spikingjelly_memopt' checkpoints a network's blocks; convert "
                          "to 'spikingjelly' and pass the result to SpikingJelly's "
@@ -228,15 +234,24 @@ def convert(model: nn.Module, strategy="fused", *, strict: bool = False, example
             multi-step mode, or plain PyTorch layers applied to the folded ``[T·B, ...]`` batch).
         strategy: a preset of :mod:`revsnn.strategy` (name, alias, :class:`~revsnn.MemoryMode`).
             With ``fuse_bn`` presets (``fused``, ``revnet``) every ``conv/linear → BN → node``
-            chain is fused (NOTE [what a fusable chain is] in :mod:`revsnn.conversion.graph`);
-            the time-major ``temporal`` preset and the network-level ones (``blocks``,
-            ``spikingjelly_memopt``) are refused with what to do instead.
+            chain is fused (NOTE [what a fusable chain is] in :mod:`revsnn.conversion.graph`).
+            The time-major ``temporal`` preset rebuilds the network as
+            :class:`~revsnn.temporal.TemporalNetwork` units with per-timestep BatchNorm (NOTE
+            [what the time-major engine can express] in :mod:`revsnn.conversion.temporal`); the
+            network-level presets (``blocks``, ``spikingjelly_memopt``) are refused with what
+            to do instead.
         strict: raise :class:`ConversionError` when any node is left alone (or none is found).
+            A time-major network has no place for a layer left alone, so ``temporal`` raises
+            it whether strict or not, naming every refused pattern.
         example: an input (or a zero-argument callable returning one) to learn each node's
             channel count from (checked by the reversible node); without it the count comes from
             the BN before the node, or is checked when the network runs.
-        inplace: convert ``model`` itself instead of a copy.
-        node_kwargs: hyperparameters for every converted node (they win over the carried ones).
+        inplace: convert ``model`` itself instead of a copy (``temporal`` builds a new network
+            either way; with ``inplace`` it reuses the head's modules instead of copying them).
+        node_kwargs: hyperparameters for every converted node (they win over the carried ones);
+            with ``temporal`` also the network's ``T`` (steps of a static input), ``encoder``,
+            ``seed``, ``backward`` (``"autograd"``: the reference), ``chunk_bytes`` and
+            ``grad_chunk_bytes`` (:class:`~revsnn.temporal.TemporalNetwork`).
 
     Every weight and buffer stays under its name, so a state dict moves between the original and
     the converted network in both directions (a ParametricLIFNode's learnable ``w`` is frozen into
@@ -245,10 +260,14 @@ def convert(model: nn.Module, strategy="fused", *, strict: bool = False, example
     """
     preset = _strategy.get(strategy)
     _check_preset(preset)
-    unknown = set(node_kwargs) - _known_kwargs()
+    temporal = preset.strategy.schedule == "temporal"
+    known = _known_kwargs() | (NETWORK_KEYWORDS if temporal else set())
+    unknown = set(node_kwargs) - known
     if unknown:
         raise ValueError(f"convert: unknown node hyperparameters {sorted(unknown)}; known: "
-                         f"{', '.join(sorted(_known_kwargs()))}")
+                         f"{', '.join(sorted(known))}")
+    if temporal:
+        return _convert_temporal(model, preset, inplace=inplace, node_kwargs=node_kwargs)
     return _convert(model, preset, strict=strict, example=example, inplace=inplace,
                     node_kwargs=node_kwargs)
 
@@ -337,14 +356,40 @@ def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikin
                             "(F.max_pool2d) stays outside the unit and keeps its indices, and "
                             "the network's own head is kept")
     if strict and not report.complete:
-        raise ConversionError(f"convert(strict=True): {report}")
+        raise ConversionError(f"convert(strict=True): {report}", report)
     return model, report
+
+
+def _convert_temporal(model, preset, *, inplace, node_kwargs):
+    """:func:`convert` to a time-major preset (:mod:`revsnn.conversion.temporal`)."""
+    net_kwargs = {k: node_kwargs.pop(k) for k in list(node_kwargs) if k in NETWORK_KEYWORDS}
+    model = _unfuse(model if inplace else copy.deepcopy(model))
+    nodes = find_nodes(model)
+    report = ConversionReport(strategy=preset.name)
+    layer_major = ", ".join(_node_presets())
+    if not nodes:
+        raise ConversionError("convert: no spiking node found, so there is no time-major unit to "
+                              "build (SpikingJelly's and revsnn's nodes are recognised)", report)
+    try:
+        net = convert_temporal(model, preset, nodes=nodes, report=report,
+                               node_kwargs=dict(node_kwargs), net_kwargs=net_kwargs)
+    except Refused as exc:
+        report.patterns.append(("network", str(exc)))
+        net = None
+    if net is None:
+        raise ConversionError(f"convert(..., {preset.name!r}): no time-major network can be "
+                              f"built, since every node must become a unit: {report}\nA "
+                              f"layer-major strategy converts what it can and leaves the rest "
+                              f"as it is: {layer_major}", report)
+    return net, report                                  # built: every node is a unit
 
 
 def to_spikingjelly(model: nn.Module, *, strict: bool = False, wrap: bool = False,
                     inplace: bool = False) -> tuple:
     """``(model, report)`` with SpikingJelly nodes in place of every convertible node (the reverse
-    of :func:`convert`; fused BatchNorms return to their own class and place).
+    of :func:`convert`; fused BatchNorms return to their own class and place; a network
+    converted to ``temporal`` becomes its original structure again, with the units' weights and
+    per-step BN statistics).
 
     ``wrap=False`` (default) puts SpikingJelly's own multi-step ``LIFNode`` / ``IFNode`` there
     (reset their state between batches with ``functional.reset_net``, as usual); ``wrap=True``
@@ -353,5 +398,33 @@ def to_spikingjelly(model: nn.Module, *, strict: bool = False, wrap: bool = Fals
     soft reset; the report says what changed.
     """
     preset = _strategy.get("spikingjelly")
-    return _convert(model, preset, strict=strict, example=None, inplace=inplace, node_kwargs={},
-                    raw_spikingjelly=not wrap)
+    from ..temporal import TemporalNetwork
+    from .temporal import ConvertedTemporalNetwork
+
+    if isinstance(model, ConvertedTemporalNetwork):
+        model, notes = _layer_major_again(model), [
+            "the time-major network's units and head are put back into the original network "
+            "(its structure kept by convert), weights and statistics loaded by name; "
+            "per-timestep BatchNorm is T·B BatchNorm again"]
+        inplace = True
+    elif isinstance(model, TemporalNetwork):
+        raise ValueError("to_spikingjelly: a TemporalNetwork of the zoo has no layer-major "
+                         "original to return to; build the architecture with mode "
+                         "'spikingjelly' (revsnn.models.build) and load the weights")
+    else:
+        notes = []
+    model, report = _convert(model, preset, strict=strict, example=None, inplace=inplace,
+                             node_kwargs={}, raw_spikingjelly=not wrap)
+    report.notes += notes
+    return model, report
+
+
+def _layer_major_again(net) -> nn.Module:
+    """The original network of a time-major conversion, with the time-major nodes in place of
+    its nodes (so that their hyperparameters carry back) and the current weights."""
+    ref = next(iter(net.state_dict().values()))
+    model = copy.deepcopy(net._source).to_empty(device=ref.device)
+    for path, unit in zip(net.node_paths, net.units):
+        model = _set(model, path, copy.deepcopy(unit.node))
+    model.load_state_dict(net.state_dict())
+    return model.train(net.training)

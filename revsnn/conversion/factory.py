@@ -43,10 +43,12 @@ def is_user_model(name) -> bool:
 
 
 def convertible(preset) -> bool:
-    """Whether :func:`revsnn.conversion.convert` converts a network to ``preset`` (the node
-    strategies; not the network-level ``blocks``, ``spikingjelly_memopt`` or time-major ones)."""
+    """Whether :func:`revsnn.conversion.convert` converts a network to ``preset``: the node
+    strategies and the time-major one (which rebuilds the network; one whose data flow it cannot
+    express is refused when converted), not the network-level ``blocks`` or
+    ``spikingjelly_memopt``."""
     s = preset.strategy
-    return s.blocks == "plain" and s.baseline != "memopt" and s.schedule == "layer"
+    return s.blocks == "plain" and s.baseline != "memopt"
 
 
 def user_modes(command: str, modes=None) -> list:
@@ -62,7 +64,7 @@ def user_modes(command: str, modes=None) -> list:
     if bad:
         ok = [p.name for p in strategy.presets(command=command) if convertible(p)]
         raise ValueError(f"a network of your own (module:factory) is converted to node "
-                         f"strategies only; {', '.join(map(repr, bad))} "
+                         f"strategies and the time-major one only; {', '.join(map(repr, bad))} "
                          f"{'is' if len(bad) == 1 else 'are'} not one; choose from {', '.join(ok)}")
     return [p.name for p in presets]
 
@@ -112,7 +114,8 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
 
 class UserNetwork(nn.Module):
     """A user's network behind the zoo's interface: ``[B, C, H, W]`` is encoded to T steps
-    (``[T, B, C, H, W]`` is used as is) and per-step logits are averaged over time.
+    (``[T, B, C, H, W]`` is used as is; a time-major network takes the static batch itself, as
+    the zoo's does) and per-step logits are averaged over time.
 
     ``net`` is registered as ``net``, so the state dict keys are the user's prefixed by ``net.``;
     :attr:`report` is the conversion's :class:`~revsnn.conversion.ConversionReport`.
@@ -140,8 +143,10 @@ class UserNetwork(nn.Module):
         return found
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = self.encoder(x)
+        from ..temporal import TemporalNetwork
+
+        if x.dim() == 4 and not isinstance(self.net, TemporalNetwork):
+            x = self.encoder(x)                # a time-major network presents it at every step
         out = self.net(x)
         return out.mean(0) if out.dim() == 3 else out
 
@@ -176,8 +181,12 @@ def user_network(spec, mode, *, num_classes: int = 10, in_channels: int = 3, T: 
                             T=int(T), **factory_kwargs)
     if not isinstance(net, nn.Module):
         raise ValueError(f"{spec!r} returned a {type(net).__name__}, not an nn.Module")
-    net, report = convert(net, mode, strict=strict, example=example, inplace=True,
-                          **dict(node_kwargs or {}))
+    from .. import strategy
+
+    kw = dict(node_kwargs or {})
+    if strategy.get(mode).strategy.schedule == "temporal":    # the network's own T and encoder
+        kw.update(T=int(T), encoder=encoder, seed=encoder_seed)
+    net, report = convert(net, mode, strict=strict, example=example, inplace=True, **kw)
     config = dict(name=spec if isinstance(spec, str) else getattr(spec, "__name__", "model"),
                   mode=report.strategy, num_classes=int(num_classes), in_channels=int(in_channels),
                   T=int(T), seed=seed, encoder=encoder)

@@ -469,8 +469,14 @@ class _TimeMajorFunction(torch.autograd.Function):
                             continue
                         if j == -1:
                             (gx if static else gx[t]).add_(g)
+                        elif g_spikes[j] is not None:
+                            g_spikes[j].add_(g)
                         else:
-                            g_spikes[j] = g if g_spikes[j] is None else g_spikes[j].add_(g)
+                            # S̄ is overwritten in place by (E9.7) when unit j is walked, so it
+                            # must not alias another unit's: a sum of sources (SEW's ADD) hands
+                            # every summand the very same gradient tensor
+                            shared = any(h is g for h in g_spikes)
+                            g_spikes[j] = g.clone() if shared else g
                     del leaves, grads
         v0_err = max((int(vi.abs().max()) for vi in walk.v if vi.numel()), default=0)
         _drift(v0_err, int(walk.flips), walk.bad, net.on_drift)
