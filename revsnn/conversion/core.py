@@ -31,7 +31,7 @@ from ..nodes.reversible import ReversibleLIF
 from .fused import BinaryUnitNode, FusedBatchNormNode, is_absorbed, release
 from .graph import analyse
 from .temporal import NETWORK_KEYWORDS, Refused, convert_temporal
-from .nodes import classify, source_hyperparameters, target_node
+from .nodes import classify, refusal, source_hyperparameters, target_node
 
 __all__ = ["convert", "to_spikingjelly", "ConversionReport", "NodeRecord", "ConversionError",
            "find_nodes"]
@@ -293,13 +293,9 @@ def _convert(model, preset, *, strict, example, inplace, node_kwargs, raw_spikin
     for path, (module, info) in nodes.items():
         rec = NodeRecord(path or "(the model)", info.source, "left alone")
         report.nodes.append(rec)
-        if info.family == "unsupported":
-            rec.reason = info.why
-            continue
-        if getattr(module, "step_mode", "m") != "m":
-            rec.reason = ("single-step mode (step_mode='s'): the network loops over time itself, "
-                          "a strategy's node takes the whole sequence; call "
-                          "spikingjelly.activation_based.functional.set_step_mode(net, 'm') first")
+        why = refusal(module, info)
+        if why is not None:
+            rec.reason = why
             continue
         if reconstructs and path in flow.inplace:
             rec.reason = (f"{flow.inplace[path]}: a reconstructing node rebuilds its backward "

@@ -116,6 +116,17 @@ def _surrogate(sg, changes: list):
     return Sigmoid()
 
 
+def refusal(module: nn.Module, info: NodeInfo) -> Optional[str]:
+    """Why a node found in a model cannot be converted by any strategy, or ``None``."""
+    if info.family == "unsupported":
+        return info.why
+    if getattr(module, "step_mode", "m") != "m":
+        return ("single-step mode (step_mode='s'): the network loops over time itself, a "
+                "strategy's node takes the whole sequence; call "
+                "spikingjelly.activation_based.functional.set_step_mode(net, 'm') first")
+    return None
+
+
 def source_hyperparameters(module: nn.Module, info: NodeInfo) -> tuple:
     """``(hyperparameters, changes)`` of a convertible node in revsnn's vocabulary.
 

@@ -576,7 +576,7 @@ def convert_temporal(model: nn.Module, preset, *, nodes: dict, report, node_kwar
     ``report``; raises :class:`Refused` for a network that does not trace, ``report`` holding
     every refused pattern otherwise (the caller raises)."""
     from .core import NodeRecord
-    from .nodes import source_hyperparameters, target_node
+    from .nodes import refusal, source_hyperparameters, target_node
 
     strat = preset.strategy
     try:
@@ -592,12 +592,9 @@ def convert_temporal(model: nn.Module, preset, *, nodes: dict, report, node_kwar
         module, info = nodes[n.target]
         rec = NodeRecord(n.target, info.source, "left alone")
         report.nodes.append(rec)
-        if info.family == "unsupported":
-            rec.reason = info.why
-            continue
-        if getattr(module, "step_mode", "m") != "m":
-            rec.reason = ("single-step mode (step_mode='s'): call spikingjelly.activation_based."
-                          "functional.set_step_mode(net, 'm') first")
+        why = refusal(module, info)
+        if why is not None:
+            rec.reason = why
             continue
         if reader.calls[n.target] > 1:
             rec.reason = "called more than once per forward (the engine's units share no node)"
