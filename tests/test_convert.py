@@ -419,6 +419,7 @@ def test_vgg_to_temporal_is_the_zoos_time_major_vgg(factory):
                                                   if c in net.state_dict() or
                                                   f"{c}.weight" in net.state_dict()]
     assert all(any("per-timestep BatchNorm" in c for c in r.changes) for r in report.nodes)
+    assert "2 of 2 nodes converted, 2 BatchNorms made per-timestep" in report.summary()
     assert any("soft reset" in c for c in report.nodes[0].changes)
     assert "pool" in report.nodes[1].target or "0.3" in report.nodes[1].target
     # the zoo's time-major VGG with the same weights, taken by position from the engine's names

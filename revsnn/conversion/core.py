@@ -102,8 +102,10 @@ class ConversionReport:
                 for r in self.nodes]
 
     def summary(self) -> str:
+        # a time-major unit keeps its BatchNorm as a layer, made per-timestep (not fused)
+        bn = "made per-timestep" if self.strategy == "temporal" else "fused"
         return (f"{self.strategy}: {len(self.converted)} of {len(self.nodes)} nodes converted, "
-                f"{len(self.fused)} BatchNorms fused, {len(self.left_alone)} left alone"
+                f"{len(self.fused)} BatchNorms {bn}, {len(self.left_alone)} left alone"
                 + (f", {len(self.patterns)} pattern{'s' * (len(self.patterns) > 1)} refused"
                    if self.patterns else ""))
 
