@@ -575,7 +575,7 @@ def convert_temporal(model: nn.Module, preset, *, nodes: dict, report, node_kwar
     """The time-major network of ``model`` (already copied and unfused), its records added to
     ``report``; raises :class:`Refused` for a network that does not trace, ``report`` holding
     every refused pattern otherwise (the caller raises)."""
-    from .core import NodeRecord
+    from .report import NodeRecord
     from .nodes import refusal, source_hyperparameters, target_node
 
     strat = preset.strategy
