@@ -152,19 +152,33 @@ def _surrogate_d(z, alpha, c1, c2, SURR: tl.constexpr, PRECISE: tl.constexpr, RD
 
 
 @triton.jit
+def _rev_params(prm_ptr):
+    """The node's scalars as :func:`_rev_prm` writes them: (δ, 1/δ, β, a, θ, spike scale)."""
+    return (tl.load(prm_ptr + 0), tl.load(prm_ptr + 1), tl.load(prm_ptr + 2),
+            tl.load(prm_ptr + 3), tl.load(prm_ptr + 4), tl.load(prm_ptr + 5))
+
+
+@triton.jit
+def _surrogate_scalars(prm_ptr):
+    """(α, c1, c2) of the surrogate as :func:`_surrogate_params` writes them."""
+    return tl.load(prm_ptr + 0), tl.load(prm_ptr + 1), tl.load(prm_ptr + 2)
+
+
+@triton.jit
+def _pair_lanes(P, HS, BLOCK: tl.constexpr):
+    """This program's neuron pairs p, their mask and the offset of each pair's first half at
+    step 0, b·C·S + r (NOTE [kernel layout])."""
+    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    return p, p < P, p + (p // HS) * HS
+
+
+@triton.jit
 def _rev_forward_kernel(x_ptr, y_ptr, v1_ptr, v2_ptr, v1o_ptr, v2o_ptr, prm_ptr, T, P, HS, STEP,
                         IO: tl.constexpr, F64: tl.constexpr, MAGIC: tl.constexpr,
                         BLOCK: tl.constexpr):
     """(E2.0)–(E2.6) over all T steps for BLOCK neuron pairs (NOTE [kernel layout])."""
-    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < P
-    o1 = p + (p // HS) * HS                       # b·C·S + r
-    g = tl.load(prm_ptr + 0)
-    ig = tl.load(prm_ptr + 1)
-    beta = tl.load(prm_ptr + 2)
-    a = tl.load(prm_ptr + 3)
-    th = tl.load(prm_ptr + 4)
-    sc = tl.load(prm_ptr + 5)
+    p, mask, o1 = _pair_lanes(P, HS, BLOCK)
+    g, ig, beta, a, th, sc = _rev_params(prm_ptr)
     v1 = tl.load(v1_ptr + p, mask=mask, other=0)
     v2 = tl.load(v2_ptr + p, mask=mask, other=0)
     xp = x_ptr + o1
@@ -194,18 +208,10 @@ def _rev_backward_kernel(y_ptr, gy_ptr, gx_ptr, v1_ptr, v2_ptr, gv1_ptr, gv2_ptr
                          IO: tl.constexpr, F64: tl.constexpr, MAGIC: tl.constexpr,
                          SURR: tl.constexpr, PRECISE: tl.constexpr, BLOCK: tl.constexpr):
     """The fused backward: inversion (E3.1)–(E3.4) and VJP (E4.1)–(E4.4), t = T−1 … 0."""
-    p = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = p < P
-    o1 = p + (p // HS) * HS + (p * 0 + (T - 1)) * STEP      # the last step, in int64
-    g = tl.load(prm_ptr + 0)
-    ig = tl.load(prm_ptr + 1)
-    beta = tl.load(prm_ptr + 2)
-    a = tl.load(prm_ptr + 3)
-    th = tl.load(prm_ptr + 4)
-    sc = tl.load(prm_ptr + 5)
-    alpha = tl.load(prm_ptr + 6)
-    c1 = tl.load(prm_ptr + 7)
-    c2 = tl.load(prm_ptr + 8)
+    p, mask, o1 = _pair_lanes(P, HS, BLOCK)
+    o1 += (p * 0 + (T - 1)) * STEP                          # the last step, in int64
+    g, ig, beta, a, th, sc = _rev_params(prm_ptr)
+    alpha, c1, c2 = _surrogate_scalars(prm_ptr + 6)
     v1 = tl.load(v1_ptr + p, mask=mask, other=0)
     v2 = tl.load(v2_ptr + p, mask=mask, other=0)
     gv1 = tl.load(gv1_ptr + p, mask=mask, other=0)
@@ -249,6 +255,16 @@ def _rev_backward_kernel(y_ptr, gy_ptr, gx_ptr, v1_ptr, v2_ptr, gv1_ptr, gv2_ptr
 
 
 @triton.jit
+def _byte_lanes(N, NB, BYTES: tl.constexpr):
+    """This program's packed bytes j, the bit k of each, the neurons n = 8j + k, and the masks
+    of the neurons and of the bytes."""
+    j = tl.program_id(0).to(tl.int64) * BYTES + tl.arange(0, BYTES)
+    k = tl.arange(0, 8)
+    n = j[:, None] * 8 + k[None, :]
+    return j, k, n, n < N, j < NB
+
+
+@triton.jit
 def _bin_grid(zp, mask, SCALE, IO: tl.constexpr, F64: tl.constexpr, MAGIC: tl.constexpr):
     """(E5.0) x̂ = round(X/δ) as int32."""
     return _rint(_load(zp, mask, IO, F64) * SCALE, MAGIC).to(tl.int32)
@@ -283,11 +299,7 @@ def _bin_forward_kernel(z_ptr, s_ptr, pk_ptr, rem_ptr, v_ptr, T, N, NB, SCALE, H
                         POW2: tl.constexpr, SHIFT: tl.constexpr, RB: tl.constexpr,
                         BYTES: tl.constexpr):
     """The integer forward over all T steps, writing S (in X's dtype), packed S and packed R."""
-    j = tl.program_id(0).to(tl.int64) * BYTES + tl.arange(0, BYTES)
-    k = tl.arange(0, 8)
-    n = j[:, None] * 8 + k[None, :]
-    mask = n < N
-    bmask = j < NB
+    j, k, n, mask, bmask = _byte_lanes(N, NB, BYTES)
     v = tl.zeros([BYTES, 8], dtype=tl.int32)
     zp = z_ptr + n
     sp = s_ptr + n
@@ -332,18 +344,12 @@ def _bin_backward_kernel(z_ptr, gs_ptr, gx_ptr, pk_ptr, rem_ptr, v_ptr, v0_ptr, 
     S and R, or (REPLAY) re-run (E5.*) from V_0 = 0 into the charge buffer first; then (E6.4).
     Writes X̄, V_0 (reverse) and per-neuron counts of inexact divisions (reverse) or flipped
     spikes (replay)."""
-    j = tl.program_id(0).to(tl.int64) * BYTES + tl.arange(0, BYTES)
-    k = tl.arange(0, 8)
-    n = j[:, None] * 8 + k[None, :]
-    mask = n < N
-    bmask = j < NB
+    j, k, n, mask, bmask = _byte_lanes(N, NB, BYTES)
     grid = tl.load(prm_ptr + 0)
     th = tl.load(prm_ptr + 1)
     keep = tl.load(prm_ptr + 2)
     inv_tau = tl.load(prm_ptr + 3)
-    alpha = tl.load(prm_ptr + 4)
-    c1 = tl.load(prm_ptr + 5)
-    c2 = tl.load(prm_ptr + 6)
+    alpha, c1, c2 = _surrogate_scalars(prm_ptr + 4)
     cnt = tl.zeros([BYTES, 8], dtype=tl.int32)
     if REPLAY:
         v = tl.zeros([BYTES, 8], dtype=tl.int32)
@@ -423,6 +429,15 @@ def _surrogate_params(s) -> list:
     return [s.alpha, math.pi / 2 * s.alpha, s.alpha / 2]
 
 
+def _rev_prm(p: RevLIFParams, cd, device, surrogate: bool = False) -> torch.Tensor:
+    """The scalars :func:`_rev_params` (and, with ``surrogate``, :func:`_surrogate_scalars`)
+    read, in ``cd``."""
+    values = [p.grid, 1.0 / p.grid, p.input_scale, p.coupling, p.v_threshold, p.spike_scale]
+    if surrogate:
+        values += _surrogate_params(p.surrogate)
+    return torch.tensor(values, dtype=cd, device=device)
+
+
 def _launch_options() -> dict:
     return {"enable_fp_fusion": False}
 
@@ -443,8 +458,7 @@ def rev_forward(x: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor, p: RevLIFPa
     yk = y.view(torch.int16) if io else y
     v1, v2 = v1.to(cd).contiguous(), v2.to(cd).contiguous()
     v1o, v2o = torch.empty_like(v1), torch.empty_like(v2)
-    prm = torch.tensor([p.grid, 1.0 / p.grid, p.input_scale, p.coupling, p.v_threshold,
-                        p.spike_scale], dtype=cd, device=x.device)
+    prm = _rev_prm(p, cd, x.device)
     block = _block(P, 1024)
     _rev_forward_kernel[(triton.cdiv(P, block),)](
         xk, yk, v1, v2, v1o, v2o, prm, T, P, hs, B * C * (hs // (C // 2)),
@@ -465,9 +479,7 @@ def rev_fused_walk(y, gy, v1, v2, gv1, gv2, p: RevLIFParams, cd, x_dtype):
     v1, v2 = v1.to(cd).contiguous(), v2.to(cd).contiguous()
     gv1, gv2 = gv1.to(cd).contiguous(), gv2.to(cd).contiguous()
     outs = [torch.empty_like(v1) for _ in range(4)]
-    prm = torch.tensor([p.grid, 1.0 / p.grid, p.input_scale, p.coupling, p.v_threshold,
-                        p.spike_scale, *_surrogate_params(p.surrogate)], dtype=cd,
-                       device=y.device)
+    prm = _rev_prm(p, cd, y.device, surrogate=True)
     block = _block(P, 1024)
     _rev_backward_kernel[(triton.cdiv(P, block),)](
         yk, gyk, gxk, v1, v2, gv1, gv2, *outs, prm, T, P, hs, B * C * (hs // (C // 2)),
