@@ -85,6 +85,11 @@ IN_GRAPH = "in-graph"
 γ in the graph (NOTE [BN + node fusion], "In a graph")."""
 
 
+def _levels(bits: int) -> int:
+    """L = 2^(k−1) − 1, the largest magnitude of a k-bit residual code (E2.B4)."""
+    return 2 ** (bits - 1) - 1
+
+
 def residual_bits(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> int:
     """Bits k of the residual code (E2.B4): 8 or 16, or 0 (keep the BN input) when |γ| is too small.
 
@@ -98,15 +103,14 @@ def residual_bits(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> int:
     gmin = float(weight.detach().abs().min())
     tol = RESIDUAL_TOLERANCE[dtype]
     for bits in (8, 16):
-        levels = 2 ** (bits - 1) - 1
-        if gmin > 0 and grid / (4 * levels * gmin) <= tol:
+        if gmin > 0 and grid / (4 * _levels(bits) * gmin) <= tol:
             return bits
     return 0
 
 
 def residual_step(grid: float, bits: int) -> float:
     """δ/(2L), the value of one unit of the residual code (E2.B4)."""
-    return grid / (2 * (2 ** (bits - 1) - 1))
+    return grid / (2 * _levels(bits))
 
 
 def eight_bits_in_graph(weight: torch.Tensor, grid: float, dtype: torch.dtype) -> torch.Tensor:
@@ -123,12 +127,12 @@ def eight_bits_in_graph(weight: torch.Tensor, grid: float, dtype: torch.dtype) -
     tol = RESIDUAL_TOLERANCE[dtype]
     # δ/(4·L·|γ|) <= tol  <=>  |γ|·4L·tol >= δ: exact in float64 (δ and tol are powers of 2)
     gmin = weight.detach().abs().amin().double()
-    torch._assert_async(gmin * (4 * (2 ** 15 - 1) * tol) >= grid,
+    torch._assert_async(gmin * (4 * _levels(16) * tol) >= grid,
                         f"BN + ReversibleLIF under torch.compile: some |γ| < "
-                        f"{grid / (4 * (2 ** 15 - 1) * tol):.3g}, too small for the residual code "
+                        f"{grid / (4 * _levels(16) * tol):.3g}, too small for the residual code "
                         f"(eager stores the BatchNorm input then, a graph cannot); run this step "
                         f"eagerly or use a mode without BatchNorm fusion")
-    return gmin * (4 * (2 ** 7 - 1) * tol) >= grid
+    return gmin * (4 * _levels(8) * tol) >= grid
 
 
 def code_step(weight: torch.Tensor, grid: float, dtype: torch.dtype, bits):
@@ -162,7 +166,7 @@ def encode_residual_in_graph(z: torch.Tensor, weight: torch.Tensor, grid: float)
     """The code of :func:`encode_residual` with the width :func:`eight_bits_in_graph` chooses, in
     int16 either way (the same values as the eager code; functional, for a traced graph)."""
     eight = eight_bits_in_graph(weight, grid, z.dtype)
-    levels2 = torch.where(eight, 2 * (2 ** 7 - 1), 2 * (2 ** 15 - 1)).to(z.dtype)   # 2L = δ/step
+    levels2 = torch.where(eight, 2 * _levels(8), 2 * _levels(16)).to(z.dtype)       # 2L = δ/step
     k = z * (1.0 / grid)
     return ((k - torch.round(k)) * levels2).round().to(torch.int16)
 
