@@ -99,8 +99,13 @@ def _plain_copy(m: nn.Module) -> nn.Module:
 
 def _is_2x2(p: nn.MaxPool2d) -> bool:
     pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
-    return (pair(p.kernel_size) == (2, 2) and pair(p.stride) in ((2, 2), ) and
+    return (pair(p.kernel_size) == (2, 2) and pair(p.stride) == (2, 2) and
             pair(p.padding) == (0, 0) and pair(p.dilation) == (1, 1) and not p.ceil_mode)
+
+
+def _summed(sources: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The sources' spikes added (SEW-ResNet's ADD connection), or the one source."""
+    return sources[0] if len(sources) == 1 else sum(sources[1:], sources[0])
 
 
 def _pre_module(pre: Sequence[nn.Module]) -> Optional[nn.Module]:
@@ -166,8 +171,7 @@ class ConvSynapse(ConvBN):
         self.bn = _step_bn(bn)
 
     def prepare(self, *sources: torch.Tensor) -> tuple:
-        x = sources[0] if len(sources) == 1 else sum(sources[1:], sources[0])
-        return super().prepare(x)
+        return super().prepare(_summed(sources))
 
     def out_shape(self, prepared) -> tuple:
         x, c = prepared[0], self.conv
@@ -201,7 +205,7 @@ class LinearSynapseBN(Synapse):
         self.bn = _step_bn(bn, _StepBatchNorm1d)
 
     def prepare(self, *sources: torch.Tensor) -> tuple:
-        x = sources[0] if len(sources) == 1 else sum(sources[1:], sources[0])
+        x = _summed(sources)
         x = self.pool(x) if self.pool is not None else x
         return (x.flatten(1),)
 
@@ -519,11 +523,10 @@ class _Reader:
                     raise Refused(f"a BatchNorm in the head ({n.target}): the readout runs per "
                                    f"step and again in backward")
             env[n] = g.node_copy(n, lambda a: env[a])
-        for q in [self.input]:
-            for u in q.users:
-                if u in body and not _is_query(u, q):
-                    raise Refused(f"the head ({_describe(u, self.modules)}) reads the network "
-                                   f"input's values")
+        for u in self.input.users:
+            if u in body and not _is_query(u, self.input):
+                raise Refused(f"the head ({_describe(u, self.modules)}) reads the network "
+                               f"input's values")
         g.output(env[out.args[0]])
         self.covered.update(keep)
         return StepHead(fx.GraphModule(self.model, g), reads_input)
